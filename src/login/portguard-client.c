@@ -1,0 +1,457 @@
+/* The login glue: one context per submission client, every vfunc override
+   set in portguard_client_allocated(), each calling super. Decisions come
+   from the pure policy code; this file only gathers facts and carries the
+   verdicts out. */
+
+#include "login-common.h"
+#include "ioloop.h"
+#include "istream.h"
+#include "ostream.h"
+#include "str.h"
+#include "module-context.h"
+#include "time-util.h"
+#include "iostream-ssl.h"
+#include "master-service-ssl-settings.h"
+#include "client-common.h"
+#include "portguard-compat.h"
+#include "portguard-plugin.h"
+#include "portguard-config.h"
+#include "portguard-tls.h"
+#include "portguard-tlsver.h"
+#include "portguard-logfmt.h"
+#include "portguard-hook-istream.h"
+#include "portguard-client.h"
+
+#define PORTGUARD_CLIENT_CONTEXT(obj) \
+	MODULE_CONTEXT(obj, portguard_client_module)
+
+/* Texts of the 421 replies (RFC 3207 section 4, RFC 8314 section 3.3) */
+#define PORTGUARD_TEXT_NOT_TLS \
+	"This port requires TLS from the first byte (implicit TLS, RFC 8314)"
+#define PORTGUARD_TEXT_TLS_TOO_OLD \
+	"TLS protocol version too old"
+
+struct portguard_client {
+	union login_client_module_context module_ctx;
+	struct client *client;
+	struct event *event;
+
+	struct portguard_policy policy;
+	enum portguard_port_role role;
+	enum portguard_connect_verdict verdict;
+
+	/* when the TLS handshake started (connect or STARTTLS) */
+	struct timeval tls_start;
+	/* implicit TLS: drives the handshake before the greeting */
+	struct io *io_handshake;
+	/* STARTTLS: notices the TLS layer on its first read */
+	struct istream *hook_input;
+	struct timeout *to_refuse;
+	const char *refuse_reason, *refuse_text;
+
+	bool greeting_held:1;
+	bool tls_seen:1;
+	bool refused:1;
+};
+
+static MODULE_CONTEXT_DEFINE_INIT(portguard_client_module,
+				  &login_module_register);
+
+static struct portguard_client *portguard_client_get(struct client *client)
+{
+	return PORTGUARD_CLIENT_CONTEXT(client);
+}
+
+static void portguard_addr_from_ip(const struct ip_addr *ip,
+				   struct portguard_addr *addr_r)
+{
+	i_zero(addr_r);
+	if (ip->family == AF_INET)
+		portguard_addr_from_bytes(addr_r, 4, &ip->u.ip4);
+#ifdef HAVE_IPV6
+	else if (ip->family == AF_INET6)
+		portguard_addr_from_bytes(addr_r, 6, &ip->u.ip6);
+#endif
+}
+
+/* ---- refusing ---- */
+
+static void portguard_client_refuse_now(struct portguard_client *pc)
+{
+	struct client *client = pc->client;
+	struct event_passthrough *e;
+	const char *reply;
+
+	timeout_remove(&pc->to_refuse);
+	io_remove(&pc->io_handshake);
+
+	e = event_create_passthrough(pc->event)->
+		set_name("portguard_connection_refused")->
+		add_str("reason", pc->refuse_reason);
+	e_info(e->event(), "connection_refused port=%u reason=%s",
+	       client->local_port, pc->refuse_reason);
+
+	reply = t_strdup_printf("421 4.7.0 %s\r\n", pc->refuse_text);
+	if (client->output != NULL && !client->output->closed) {
+		o_stream_nsend_str(client->output, reply);
+		(void)o_stream_flush(client->output);
+	}
+	client_destroy(client, NULL);
+}
+
+/* Refuse the client with 421 4.7.0 from the ioloop, where destroying it is
+   safe (not from inside a vfunc whose caller still uses the client). */
+static void portguard_client_refuse(struct portguard_client *pc,
+				    const char *reason, const char *text)
+{
+	if (pc->refused)
+		return;
+	pc->refused = TRUE;
+	pc->refuse_reason = reason;
+	pc->refuse_text = text;
+	pc->to_refuse = timeout_add_short(0, portguard_client_refuse_now, pc);
+}
+
+/* ---- TLS established ---- */
+
+static void portguard_client_tls_log(struct portguard_client *pc,
+				     const struct portguard_tls_facts *facts,
+				     long long handshake_ms)
+{
+	struct client *client = pc->client;
+	struct portguard_tls_info info;
+	struct event_passthrough *e;
+	char line[1024];
+
+	i_zero(&info);
+	info.port = client->local_port;
+	info.mode = client->starttls ? "starttls" : "implicit";
+	info.proto = facts->proto;
+	info.cipher = facts->cipher;
+	info.bits = facts->bits;
+	info.group = facts->group;
+	info.sni = facts->sni;
+	info.alpn = facts->alpn;
+	info.resumed = facts->resumed;
+	info.client_cert = facts->client_cert;
+	info.handshake_ms = handshake_ms;
+	portguard_logfmt_tls(&info, line, sizeof(line));
+
+	e = event_create_passthrough(pc->event)->
+		set_name("portguard_tls_established")->
+		add_str("tls_mode", info.mode)->
+		add_str("tls_protocol", facts->proto)->
+		add_str("tls_cipher", facts->cipher)->
+		add_int("tls_cipher_bits", facts->bits)->
+		add_str("tls_group", facts->group)->
+		add_str("tls_sni", facts->sni)->
+		add_str("tls_alpn", facts->alpn)->
+		add_str("tls_resumed", facts->resumed ? "yes" : "no")->
+		add_str("tls_client_cert", facts->client_cert);
+	if (handshake_ms >= 0)
+		e->add_int("tls_handshake_msecs", handshake_ms);
+	if (pc->policy.log_tls)
+		e_info(e->event(), "%s", line);
+	else
+		e_debug(e->event(), "%s", line);
+}
+
+/* The handshake finished (inside the ssl-iostream handshake callback or
+   right after our own handshake call): log it and check the version. */
+static void portguard_client_tls_established(struct portguard_client *pc)
+{
+	struct client *client = pc->client;
+	struct portguard_tls_facts facts;
+	struct timeval now;
+	long long handshake_ms;
+
+	if (pc->tls_seen || client->ssl_iostream == NULL)
+		return;
+	pc->tls_seen = TRUE;
+
+	i_gettimeofday(&now);
+	handshake_ms = timeval_diff_msecs(&now, &pc->tls_start);
+	T_BEGIN {
+		portguard_tls_get_facts(client->ssl_iostream, &facts);
+		portguard_client_tls_log(pc, &facts, handshake_ms);
+		if (pc->verdict != PORTGUARD_CONNECT_EXEMPT &&
+		    !portguard_policy_tls_version_ok(&pc->policy,
+						     facts.version)) {
+			portguard_client_refuse(pc, "tls_protocol_too_old",
+				PORTGUARD_TEXT_TLS_TOO_OLD);
+		}
+	} T_END;
+}
+
+static int portguard_client_handshake_cb(const char **error_r ATTR_UNUSED,
+					 void *context)
+{
+	portguard_client_tls_established(context);
+	return 0;
+}
+
+/* Hook of the plaintext istream on STARTTLS ports: once STARTTLS created
+   the TLS layer, its first read (the ClientHello) passes here. */
+static bool portguard_client_starttls_hook(void *context)
+{
+	struct portguard_client *pc = context;
+	struct client *client = pc->client;
+
+	if (client->ssl_iostream == NULL)
+		return TRUE;
+	i_gettimeofday(&pc->tls_start);
+	ssl_iostream_set_handshake_callback(client->ssl_iostream,
+					    portguard_client_handshake_cb, pc);
+	return FALSE;
+}
+
+/* Implicit TLS: the handshake is driven here, before the greeting, so
+   that a refused session gets its 421 instead of the greeting. */
+static void portguard_client_handshake_input(struct portguard_client *pc)
+{
+	struct client *client = pc->client;
+	int ret;
+
+	ret = ssl_iostream_handshake(client->ssl_iostream);
+	if (ret == 0)
+		return;
+	io_remove(&pc->io_handshake);
+	if (ret < 0) {
+		client_destroy(client, t_strdup_printf(
+			"TLS handshaking failed: %s",
+			ssl_iostream_get_last_error(client->ssl_iostream)));
+		return;
+	}
+	if (pc->refused) {
+		portguard_client_refuse_now(pc);
+		return;
+	}
+	pc->greeting_held = FALSE;
+	pc->module_ctx.super.notify_auth_ready(client);
+}
+
+/* ---- vfunc overrides ---- */
+
+static void portguard_client_notify_auth_ready(struct client *client)
+{
+	struct portguard_client *pc = portguard_client_get(client);
+
+	if (pc->refused) {
+		/* no greeting: the 421 is on its way */
+		return;
+	}
+	if (pc->verdict != PORTGUARD_CONNECT_UNGUARDED &&
+	    client->ssl_iostream != NULL &&
+	    !ssl_iostream_is_handshaked(client->ssl_iostream)) {
+		pc->greeting_held = TRUE;
+		pc->io_handshake = io_add(client->fd, IO_READ,
+					  portguard_client_handshake_input, pc);
+		io_set_pending(pc->io_handshake);
+		return;
+	}
+	pc->module_ctx.super.notify_auth_ready(client);
+}
+
+static bool
+portguard_client_sasl_filter_mech(struct client *client,
+				  struct auth_mech_desc *mech)
+{
+	struct portguard_client *pc = portguard_client_get(client);
+
+	/* belt and braces for a STARTTLS port where Dovecot could not be
+	   made to require TLS itself (e.g. ssl = no): no mechanism until the
+	   session is TLS */
+	if (pc->verdict == PORTGUARD_CONNECT_REQUIRE_STARTTLS &&
+	    !PORTGUARD_CLIENT_TLS(client))
+		return FALSE;
+	if (pc->refused)
+		return FALSE;
+	if (pc->module_ctx.super.sasl_filter_mech == NULL)
+		return TRUE;
+	return pc->module_ctx.super.sasl_filter_mech(client, mech);
+}
+
+static const char *
+portguard_auth_result_name(enum client_auth_result result)
+{
+	switch (result) {
+	case CLIENT_AUTH_RESULT_SUCCESS:
+	case CLIENT_AUTH_RESULT_REFERRAL_SUCCESS:
+		return "success";
+	case CLIENT_AUTH_RESULT_ABORTED:
+		return "aborted";
+	case CLIENT_AUTH_RESULT_TEMPFAIL:
+		return "tempfail";
+	case CLIENT_AUTH_RESULT_INVALID_BASE64:
+		return "invalid_base64";
+	case CLIENT_AUTH_RESULT_SSL_REQUIRED:
+	case CLIENT_AUTH_RESULT_MECH_SSL_REQUIRED:
+		return "tls_required";
+	case CLIENT_AUTH_RESULT_MECH_INVALID:
+		return "mech_invalid";
+	default:
+		return "failed";
+	}
+}
+
+static void
+portguard_client_auth_result(struct client *client,
+			     enum client_auth_result result,
+			     const struct client_auth_reply *reply,
+			     const char *text)
+{
+	struct portguard_client *pc = portguard_client_get(client);
+	struct event_passthrough *e;
+	const char *name = portguard_auth_result_name(result);
+	char user[PORTGUARD_LOG_VALUE_MAX * 4 + 8];
+
+	portguard_log_escape(user, sizeof(user), client->virtual_user,
+			     PORTGUARD_LOG_VALUE_MAX);
+	e = event_create_passthrough(pc->event)->
+		set_name("portguard_auth_finished")->
+		add_str("result", name)->
+		add_str("auth_user", user);
+	e_debug(e->event(), "auth_finished port=%u result=%s user=%s",
+		client->local_port, name, user);
+
+	pc->module_ctx.super.auth_result(client, result, reply, text);
+}
+
+static void portguard_client_destroy(struct client *client)
+{
+	struct portguard_client *pc = portguard_client_get(client);
+
+	timeout_remove(&pc->to_refuse);
+	io_remove(&pc->io_handshake);
+	if (pc->hook_input != NULL) {
+		portguard_hook_istream_disable(pc->hook_input);
+		i_stream_unref(&pc->hook_input);
+	}
+	if (pc->module_ctx.super.destroy != NULL)
+		pc->module_ctx.super.destroy(client);
+	event_unref(&pc->event);
+}
+
+/* ---- set-up ---- */
+
+/* STARTTLS port, plaintext: make Dovecot itself require TLS for this
+   client (EHLO hides AUTH, every command but EHLO/HELO/STARTTLS/NOOP/QUIT
+   gets "530 5.7.0 TLS required."), also for localhost and
+   login_trusted_networks, which Dovecot's own rule exempts. */
+static void portguard_client_require_starttls(struct portguard_client *pc)
+{
+	struct client *client = pc->client;
+	struct master_service_ssl_settings *ssl_set;
+
+	if (strcmp(client->ssl_set->ssl, "yes") == 0) {
+		ssl_set = p_new(client->pool,
+				struct master_service_ssl_settings, 1);
+		*ssl_set = *client->ssl_set;
+		ssl_set->ssl = "required";
+		client->ssl_set = ssl_set;
+	}
+	client->secured = FALSE;
+}
+
+/* Arrange to see the end of the TLS handshake: now for TLS from the first
+   byte, through the plaintext istream for a later STARTTLS. */
+static void portguard_client_watch_tls(struct portguard_client *pc)
+{
+	struct client *client = pc->client;
+
+	if (client->ssl_iostream != NULL) {
+		ssl_iostream_set_handshake_callback(client->ssl_iostream,
+			portguard_client_handshake_cb, pc);
+		return;
+	}
+	if (pc->role != PORTGUARD_ROLE_STARTTLS ||
+	    PORTGUARD_CLIENT_PROXIED_TLS(client))
+		return;
+	pc->hook_input = portguard_hook_istream_create(client->input,
+		portguard_client_starttls_hook, pc);
+	i_stream_unref(&client->input);
+	client->input = pc->hook_input;
+	i_stream_ref(pc->hook_input);
+}
+
+static bool portguard_client_read_policy(struct client *client,
+					 struct portguard_policy *policy_r)
+{
+	const char *error;
+	bool uses_filters;
+
+	if (!portguard_runtime.per_client_settings) {
+		*policy_r = portguard_runtime.policy;
+		return TRUE;
+	}
+	if (portguard_config_read(&client->local_ip, &client->ip,
+				  client->local_name, policy_r,
+				  &uses_filters, &error) < 0) {
+		e_error(client->event, "portguard: %s", error);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+void portguard_client_allocated(struct client *client)
+{
+	struct portguard_client *pc;
+	struct portguard_policy policy;
+	struct portguard_addr remote;
+	enum portguard_port_role role;
+	struct client_vfuncs *v = client->vlast;
+	bool tls_from_start;
+
+	role = portguard_policy_port_role(&portguard_runtime.policy,
+					  client->local_port);
+	if (role == PORTGUARD_ROLE_NONE &&
+	    !portguard_runtime.per_client_settings)
+		return;
+	if (!portguard_client_read_policy(client, &policy)) {
+		/* fall back to the process-wide settings */
+		policy = portguard_runtime.policy;
+	}
+	role = portguard_policy_port_role(&policy, client->local_port);
+	if (role == PORTGUARD_ROLE_NONE)
+		return;
+
+	pc = p_new(client->pool, struct portguard_client, 1);
+	pc->client = client;
+	pc->policy = policy;
+	pc->role = role;
+	pc->module_ctx.super = *v;
+	pc->tls_start = client->created;
+	client->vlast = &pc->module_ctx.super;
+
+	v->notify_auth_ready = portguard_client_notify_auth_ready;
+	v->sasl_filter_mech = portguard_client_sasl_filter_mech;
+	v->auth_result = portguard_client_auth_result;
+	v->destroy = portguard_client_destroy;
+	MODULE_CONTEXT_SET(client, portguard_client_module, pc);
+
+	pc->event = event_create(client->event);
+	event_set_append_log_prefix(pc->event, "portguard: ");
+	event_add_int(pc->event, "port", client->local_port);
+	event_add_str(pc->event, "port_role", portguard_port_role_name(role));
+
+	portguard_addr_from_ip(&client->ip, &remote);
+	tls_from_start = PORTGUARD_CLIENT_TLS(client) ||
+		PORTGUARD_CLIENT_PROXIED_TLS(client);
+	pc->verdict = portguard_policy_on_connect(&policy, client->local_port,
+						  tls_from_start, &remote);
+	switch (pc->verdict) {
+	case PORTGUARD_CONNECT_UNGUARDED:
+		break;
+	case PORTGUARD_CONNECT_REFUSE_PLAINTEXT:
+		portguard_client_refuse(pc, "plaintext_on_implicit_tls_port",
+					PORTGUARD_TEXT_NOT_TLS);
+		break;
+	case PORTGUARD_CONNECT_REQUIRE_STARTTLS:
+		portguard_client_require_starttls(pc);
+		/* fall through */
+	case PORTGUARD_CONNECT_TLS:
+	case PORTGUARD_CONNECT_EXEMPT:
+		portguard_client_watch_tls(pc);
+		break;
+	}
+}
