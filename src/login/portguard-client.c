@@ -46,8 +46,12 @@ struct portguard_client {
 	struct io *io_handshake;
 	/* STARTTLS: notices the TLS layer on its first read */
 	struct istream *hook_input;
+	/* when the handshake callback ran */
+	struct timeval tls_end;
+	/* STARTTLS: the handshake is over; log once Dovecot marked it done */
+	struct timeout *to_tls;
 	struct timeout *to_refuse;
-	const char *refuse_reason, *refuse_text;
+	const char *refuse_reason, *refuse_text, *refuse_detail;
 
 	bool greeting_held:1;
 	bool tls_seen:1;
@@ -88,8 +92,8 @@ static void portguard_client_refuse_now(struct portguard_client *pc)
 	e = event_create_passthrough(pc->event)->
 		set_name("portguard_connection_refused")->
 		add_str("reason", pc->refuse_reason);
-	e_info(e->event(), "connection_refused port=%u reason=%s",
-	       client->local_port, pc->refuse_reason);
+	e_info(e->event(), "connection_refused port=%u reason=%s%s",
+	       client->local_port, pc->refuse_reason, pc->refuse_detail);
 
 	reply = t_strdup_printf("421 4.7.0 %s\r\n", pc->refuse_text);
 	if (client->output != NULL && !client->output->closed) {
@@ -102,13 +106,16 @@ static void portguard_client_refuse_now(struct portguard_client *pc)
 /* Refuse the client with 421 4.7.0 from the ioloop, where destroying it is
    safe (not from inside a vfunc whose caller still uses the client). */
 static void portguard_client_refuse(struct portguard_client *pc,
-				    const char *reason, const char *text)
+				    const char *reason, const char *text,
+				    const char *detail)
 {
 	if (pc->refused)
 		return;
 	pc->refused = TRUE;
 	pc->refuse_reason = reason;
 	pc->refuse_text = text;
+	pc->refuse_detail = detail == NULL ? "" :
+		p_strconcat(pc->client->pool, " ", detail, NULL);
 	pc->to_refuse = timeout_add_short(0, portguard_client_refuse_now, pc);
 }
 
@@ -162,15 +169,14 @@ static void portguard_client_tls_established(struct portguard_client *pc)
 {
 	struct client *client = pc->client;
 	struct portguard_tls_facts facts;
-	struct timeval now;
 	long long handshake_ms;
 
+	timeout_remove(&pc->to_tls);
 	if (pc->tls_seen || client->ssl_iostream == NULL)
 		return;
 	pc->tls_seen = TRUE;
 
-	i_gettimeofday(&now);
-	handshake_ms = timeval_diff_msecs(&now, &pc->tls_start);
+	handshake_ms = timeval_diff_msecs(&pc->tls_end, &pc->tls_start);
 	T_BEGIN {
 		portguard_tls_get_facts(client->ssl_iostream, &facts);
 		portguard_client_tls_log(pc, &facts, handshake_ms);
@@ -178,15 +184,29 @@ static void portguard_client_tls_established(struct portguard_client *pc)
 		    !portguard_policy_tls_version_ok(&pc->policy,
 						     facts.version)) {
 			portguard_client_refuse(pc, "tls_protocol_too_old",
-				PORTGUARD_TEXT_TLS_TOO_OLD);
+				PORTGUARD_TEXT_TLS_TOO_OLD,
+				t_strdup_printf("proto=%s min=%s",
+					portguard_tls_version_name(
+						facts.version),
+					portguard_tls_version_name(
+						pc->policy.min_tls_version)));
 		}
 	} T_END;
 }
 
+/* Runs inside the handshake, before Dovecot marks the stream handshaked:
+   note the time; the facts are read just after (our own handshake loop
+   for implicit TLS, a zero timeout after STARTTLS). */
 static int portguard_client_handshake_cb(const char **error_r ATTR_UNUSED,
 					 void *context)
 {
-	portguard_client_tls_established(context);
+	struct portguard_client *pc = context;
+
+	i_gettimeofday(&pc->tls_end);
+	if (pc->io_handshake == NULL && pc->to_tls == NULL) {
+		pc->to_tls = timeout_add_short(0,
+			portguard_client_tls_established, pc);
+	}
 	return 0;
 }
 
@@ -222,6 +242,7 @@ static void portguard_client_handshake_input(struct portguard_client *pc)
 			ssl_iostream_get_last_error(client->ssl_iostream)));
 		return;
 	}
+	portguard_client_tls_established(pc);
 	if (pc->refused) {
 		portguard_client_refuse_now(pc);
 		return;
@@ -321,6 +342,10 @@ static void portguard_client_destroy(struct client *client)
 {
 	struct portguard_client *pc = portguard_client_get(client);
 
+	if (pc->to_tls != NULL) {
+		/* disconnected right after the handshake: still log it */
+		portguard_client_tls_established(pc);
+	}
 	timeout_remove(&pc->to_refuse);
 	io_remove(&pc->io_handshake);
 	if (pc->hook_input != NULL) {
@@ -444,7 +469,7 @@ void portguard_client_allocated(struct client *client)
 		break;
 	case PORTGUARD_CONNECT_REFUSE_PLAINTEXT:
 		portguard_client_refuse(pc, "plaintext_on_implicit_tls_port",
-					PORTGUARD_TEXT_NOT_TLS);
+					PORTGUARD_TEXT_NOT_TLS, NULL);
 		break;
 	case PORTGUARD_CONNECT_REQUIRE_STARTTLS:
 		portguard_client_require_starttls(pc);

@@ -5,6 +5,7 @@
 #include "login-common.h"
 #include "module-dir.h"
 #include "master-service.h"
+#include "master-service-settings.h"
 #include "master-interface.h"
 #include "strescape.h"
 #include "client-common.h"
@@ -13,6 +14,8 @@
 #include "portguard-client.h"
 #include "portguard-plugin.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 
@@ -38,6 +41,31 @@ static bool portguard_listener_has_ssl(unsigned int idx)
 			return TRUE;
 	}
 	return FALSE;
+}
+
+/* Return TRUE the first time it is called since the Dovecot master started
+   (every login process runs this init: with service_count = 1 that is one
+   per connection). A marker file in base_dir newer than master.pid says
+   that an earlier process already warned. */
+static bool portguard_first_since_master_start(const char *name)
+{
+	const char *base_dir =
+		master_service_settings_get(master_service)->base_dir;
+	const char *marker = t_strdup_printf("%s/%s", base_dir, name);
+	struct stat st_master, st_marker;
+	int fd;
+
+	if (stat(t_strdup_printf("%s/master.pid", base_dir), &st_master) < 0)
+		return TRUE;
+	if (stat(marker, &st_marker) == 0 &&
+	    (st_marker.st_mtim.tv_sec > st_master.st_mtim.tv_sec ||
+	     (st_marker.st_mtim.tv_sec == st_master.st_mtim.tv_sec &&
+	      st_marker.st_mtim.tv_nsec >= st_master.st_mtim.tv_nsec)))
+		return FALSE;
+	fd = open(marker, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd != -1)
+		i_close_fd(&fd);
+	return TRUE;
 }
 
 /* Warn about listeners that break the rules before any client does: an
@@ -70,7 +98,9 @@ static void portguard_check_listeners(void)
 					       port) !=
 		    PORTGUARD_ROLE_IMPLICIT_TLS)
 			continue;
-		if (!portguard_listener_has_ssl(i)) {
+		if (!portguard_listener_has_ssl(i) &&
+		    portguard_first_since_master_start(
+			t_strdup_printf("portguard-warned-%u", port))) {
 			i_warning("portguard: inet_listener %s (port %u) is "
 				  "in portguard_implicit_tls_ports but has no "
 				  "'ssl = yes': every connection to it will "
