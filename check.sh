@@ -1,0 +1,238 @@
+#!/bin/bash
+# Build portguard and run every test (unit and integration).
+#
+#   ./check.sh            install the build/test packages (as root, with
+#                         apt-get) if any is missing, then build and test
+#   ./check.sh --no-deps  skip the package step
+#
+# Used by CI (.ci/run) on a fresh clone, possibly on a brand-new Debian 12
+# machine, as root, without stdin. Exits non-zero on any failure.
+#
+# Environment:
+#   PORTGUARD_CONFIGURE_ARGS  extra arguments for ./configure
+#   PORTGUARD_CHECK_TIMEOUT   seconds allowed for "make check" (default 1200)
+#   PORTGUARD_ALLOW_SKIP=1    do not fail on skipped tests when CI=true
+set -euo pipefail
+
+usage() {
+	sed -n '2,14s/^# \{0,1\}//p' "$0"
+}
+
+want_deps=yes
+for arg in "$@"; do
+	case "$arg" in
+	--no-deps) want_deps=no ;;
+	-h|--help) usage; exit 0 ;;
+	*) echo "check.sh: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
+	esac
+done
+
+cd "$(dirname "$0")"
+
+# Debian's own tools first: a python3 from pyenv or similar earlier in PATH
+# lacks Debian's python3-pytest; Dovecot's binaries live in /usr/sbin.
+export PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
+export PYTHON="${PYTHON:-/usr/bin/python3}"
+
+PACKAGES=(
+	build-essential autoconf automake libtool pkg-config
+	libcmocka-dev libssl-dev
+	dovecot-core dovecot-dev dovecot-submissiond dovecot-imapd
+	swaks openssl python3 python3-pytest
+	util-linux iproute2 procps
+)
+
+# Headers and binaries must come from the same build: dovecot-dev does not
+# depend on an exact dovecot-core version, and Debian has changed structs
+# between security updates without an ABI bump.
+DOVECOT_PACKAGES=(dovecot-core dovecot-dev dovecot-submissiond dovecot-imapd)
+
+dovecot_versions() {
+	dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\n' \
+		"${DOVECOT_PACKAGES[@]}" 2>/dev/null || true
+}
+
+# True if every installed package of DOVECOT_PACKAGES has the same version.
+dovecot_versions_match() {
+	local n
+	n=$(dovecot_versions | awk '$3 ~ /^ii/ { print $2 }' | sort -u | wc -l)
+	[ "$n" -le 1 ]
+}
+
+step() {
+	echo
+	echo "==> $*"
+}
+
+# Print the packages of "$@" that are not installed.
+missing_packages() {
+	local pkg status
+	for pkg in "$@"; do
+		status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null || true)
+		case "$status" in
+		ii*) ;;
+		*) echo "$pkg" ;;
+		esac
+	done
+}
+
+apt_update() {
+	local try
+	for try in 1 2 3; do
+		if apt-get -qq -o DPkg::Lock::Timeout=300 update </dev/null; then
+			return 0
+		fi
+		echo "check.sh: apt-get update failed (attempt $try)" >&2
+		sleep $((try * 5))
+	done
+	return 1
+}
+
+apt_install() {
+	DEBIAN_FRONTEND=noninteractive apt-get -q -y \
+		-o DPkg::Lock::Timeout=300 \
+		-o Dpkg::Options::=--force-confdef \
+		-o Dpkg::Options::=--force-confold \
+		install --no-install-recommends "$@" </dev/null
+}
+
+created_policy_rc=no
+cleanup_policy_rc() {
+	if [ "$created_policy_rc" = yes ]; then
+		rm -f /usr/sbin/policy-rc.d
+		created_policy_rc=no
+	fi
+}
+
+install_deps() {
+	local dovecot_was_installed=yes
+	local -a missing
+	if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+		echo "check.sh: not root or no apt-get: not installing packages"
+		mapfile -t missing < <(missing_packages "${PACKAGES[@]}")
+		if [ "${#missing[@]}" -gt 0 ]; then
+			echo "check.sh: warning: missing packages: ${missing[*]}" >&2
+		fi
+		return 0
+	fi
+	mapfile -t missing < <(missing_packages "${PACKAGES[@]}")
+	if [ "${#missing[@]}" -eq 0 ] && dovecot_versions_match; then
+		echo "all ${#PACKAGES[@]} packages already installed"
+		return 0
+	fi
+	if ! dovecot_versions_match; then
+		echo "Dovecot packages differ in version; upgrading them together:"
+		dovecot_versions
+		missing+=("${DOVECOT_PACKAGES[@]}")
+	elif [[ " ${missing[*]} " == *" dovecot-"* ]]; then
+		# Installing one Dovecot package upgrades the others with it.
+		missing+=("${DOVECOT_PACKAGES[@]}")
+	fi
+	mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+	echo "to install: ${missing[*]}"
+	if [ -n "$(missing_packages dovecot-core)" ]; then
+		dovecot_was_installed=no
+	fi
+
+	# Keep the package scripts from starting the system Dovecot.
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\n# written by portguard check.sh\nexit 101\n' \
+			>/usr/sbin/policy-rc.d
+		chmod 755 /usr/sbin/policy-rc.d
+		created_policy_rc=yes
+	fi
+	trap cleanup_policy_rc EXIT
+	trap 'exit 130' INT TERM
+
+	# Refresh the lists every time something is installed: stale lists can
+	# install an older dovecot-dev than the running dovecot-core.
+	apt_update
+	apt_install "${missing[@]}"
+
+	# A Dovecot installed just now for the tests must not come up at the
+	# next boot either.
+	if [ "$dovecot_was_installed" = no ]; then
+		if command -v systemctl >/dev/null 2>&1; then
+			systemctl disable --quiet dovecot.service dovecot.socket \
+				>/dev/null 2>&1 || true
+		fi
+		if command -v update-rc.d >/dev/null 2>&1; then
+			update-rc.d dovecot disable >/dev/null 2>&1 || true
+		fi
+	fi
+
+	cleanup_policy_rc
+	trap - EXIT INT TERM
+
+	mapfile -t missing < <(missing_packages "${PACKAGES[@]}")
+	if [ "${#missing[@]}" -gt 0 ]; then
+		echo "check.sh: still missing after install: ${missing[*]}" >&2
+		return 1
+	fi
+}
+
+show_test_logs() {
+	local f
+	shopt -s globstar nullglob
+	for f in tests/**/*.log; do
+		echo
+		echo "----- $f -----"
+		cat "$f" || true
+	done
+	shopt -u globstar nullglob
+}
+
+if [ "$want_deps" = yes ]; then
+	step "packages"
+	install_deps
+fi
+
+step "dovecot --version"
+dovecot --version
+dovecot_versions
+if ! dovecot_versions_match; then
+	echo "check.sh: the installed Dovecot packages differ in version; the" >&2
+	echo "plugin must be built with the headers of the running Dovecot." >&2
+	echo "Run ./check.sh without --no-deps (as root) or upgrade them together." >&2
+	exit 1
+fi
+
+step "./autogen.sh"
+./autogen.sh
+
+step "./configure ${PORTGUARD_CONFIGURE_ARGS:-}"
+# shellcheck disable=SC2086
+./configure ${PORTGUARD_CONFIGURE_ARGS:-}
+
+step "make -j2"
+make -j2
+
+step "make check"
+rc=0
+timeout "${PORTGUARD_CHECK_TIMEOUT:-1200}" make -j1 check VERBOSE=1 || rc=$?
+if [ "$rc" -ne 0 ]; then
+	if [ "$rc" -eq 124 ]; then
+		echo "check.sh: make check timed out after ${PORTGUARD_CHECK_TIMEOUT:-1200} s" >&2
+	fi
+	show_test_logs
+	echo
+	echo "check.sh: FAILED (make check exit $rc)" >&2
+	exit "$rc"
+fi
+
+# Under CI a skipped test is a failure: every package is installed, so a
+# skip means a test did not run, and a green run would hide it.
+skipped=$(sed -n 's/^# SKIP: *\([0-9]*\).*/\1/p' test-suite.log 2>/dev/null | head -n1)
+if [ "${skipped:-0}" -gt 0 ]; then
+	echo
+	echo "check.sh: $skipped test(s) skipped:" >&2
+	grep '^SKIP: ' test-suite.log >&2 || true
+	if [ "${CI:-}" = true ] && [ "${PORTGUARD_ALLOW_SKIP:-}" != 1 ]; then
+		show_test_logs
+		echo "check.sh: FAILED (skipped tests under CI=true; set PORTGUARD_ALLOW_SKIP=1 to allow)" >&2
+		exit 1
+	fi
+fi
+
+echo
+echo "check.sh: all tests passed"
