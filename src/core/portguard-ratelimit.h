@@ -1,0 +1,114 @@
+#ifndef PORTGUARD_RATELIMIT_H
+#define PORTGUARD_RATELIMIT_H
+
+/* Failed-AUTH counting, bans and ban back-off for one key. Pure C, no
+   Dovecot headers; time is always a parameter (Unix seconds).
+
+   Semantics (sliding window): a key is banned when fail_limit failures
+   fall within the last fail_window seconds. A ban lasts
+   ban_duration << (ban_level - 1), capped at ban_duration_max, where
+   ban_level counts this key's bans (1 for the first). The ban history
+   decays: once ban_duration_max seconds have passed since the end of the
+   last ban without a new ban, the next ban is again a first ban.
+   A successful AUTH forgets the failures, not the ban history. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "portguard-cidr.h"
+
+/* Most failures a window can hold: fail_limit is 1..this. */
+#define PORTGUARD_RL_MAX_LIMIT 20
+
+struct portguard_rl_config {
+	unsigned int fail_limit; /* 1..PORTGUARD_RL_MAX_LIMIT */
+	unsigned int fail_window; /* secs, > 0 */
+	unsigned int ban_duration; /* secs, > 0 */
+	unsigned int ban_duration_max; /* secs, >= ban_duration */
+};
+
+/* The client's key: its address masked to a prefix. */
+struct portguard_rl_key {
+	struct portguard_addr addr; /* host bits cleared */
+	uint8_t prefix;
+};
+
+/* Per-key state; fixed size, no pointers (it lives in shared memory). */
+struct portguard_rl_entry {
+	uint32_t ban_until; /* 0 or end of the current/last ban */
+	uint32_t last_ban_start; /* 0 = never banned */
+	uint32_t last_seen; /* last update, for eviction */
+	uint8_t ban_level; /* bans so far (decayed) */
+	uint8_t fail_count; /* valid entries in fail_times */
+	uint8_t fail_head; /* ring index of the oldest failure */
+	uint8_t flags; /* PORTGUARD_RL_FLAG_* */
+	uint32_t fail_times[PORTGUARD_RL_MAX_LIMIT];
+};
+
+/* set on entries banned by an administrator (doveadm) */
+#define PORTGUARD_RL_FLAG_MANUAL 0x01
+
+enum portguard_rl_verdict {
+	/* the failure was counted, no ban */
+	PORTGUARD_RL_COUNTED = 0,
+	/* this failure reached the limit: the key is banned from now */
+	PORTGUARD_RL_BANNED,
+};
+
+/* Validate a configuration; -1 with *error_r naming the setting
+   ("portguard_auth_fail_limit: must be 1..20"). */
+int portguard_rl_config_check(const struct portguard_rl_config *config,
+			      const char **error_r);
+
+/* Build the key of an address: IPv4 masked to ipv4_prefix (0..32), IPv6
+   to ipv6_prefix (0..128). v4-mapped IPv6 is IPv4 (see portguard-cidr.h). */
+void portguard_rl_key_make(struct portguard_rl_key *key_r,
+			   const struct portguard_addr *addr,
+			   unsigned int ipv4_prefix, unsigned int ipv6_prefix);
+/* "192.0.2.7" for a host key, "2001:db8:1:2::/64" otherwise. size >= 64. */
+const char *portguard_rl_key_to_str(const struct portguard_rl_key *key,
+				    char *buf, unsigned int size);
+/* Parse "ip" or "ip/prefix" into a key (host bits cleared); a bare ip
+   gets the default prefixes. -1 with *error_r on bad input. */
+int portguard_rl_key_parse(const char *str, unsigned int ipv4_prefix,
+			   unsigned int ipv6_prefix,
+			   struct portguard_rl_key *key_r, const char **error_r);
+bool portguard_rl_key_equals(const struct portguard_rl_key *a,
+			     const struct portguard_rl_key *b);
+
+/* True if entry is banned at now; *remaining_r gets the seconds left. */
+bool portguard_rl_is_banned(const struct portguard_rl_entry *entry,
+			    uint32_t now, unsigned int *remaining_r);
+
+/* Count one failure at now. When it reaches the limit the key is banned:
+   returns PORTGUARD_RL_BANNED and sets *ban_secs_r and the entry's
+   ban_level. A failure while already banned is counted but never extends
+   the ban. */
+enum portguard_rl_verdict
+portguard_rl_fail(struct portguard_rl_entry *entry,
+		  const struct portguard_rl_config *config, uint32_t now,
+		  unsigned int *ban_secs_r);
+
+/* Number of failures within the window ending at now. */
+unsigned int portguard_rl_failures(const struct portguard_rl_entry *entry,
+				   const struct portguard_rl_config *config,
+				   uint32_t now);
+
+/* A successful AUTH: forget the failures, keep the ban history. */
+void portguard_rl_success(struct portguard_rl_entry *entry, uint32_t now);
+
+/* Administrative ban for secs (0 = as the next automatic ban would be);
+   sets PORTGUARD_RL_FLAG_MANUAL. Returns the ban length used. */
+unsigned int portguard_rl_ban(struct portguard_rl_entry *entry,
+			      const struct portguard_rl_config *config,
+			      uint32_t now, unsigned int secs);
+
+/* Lift a ban now and forget the failures (the ban history stays). */
+void portguard_rl_unban(struct portguard_rl_entry *entry, uint32_t now);
+
+/* True if the entry holds nothing worth keeping at now: no ban in force,
+   no failure within the window, and the ban history has decayed. */
+bool portguard_rl_is_idle(const struct portguard_rl_entry *entry,
+			  const struct portguard_rl_config *config,
+			  uint32_t now);
+
+#endif

@@ -1,0 +1,82 @@
+#ifndef PORTGUARD_SHM_H
+#define PORTGUARD_SHM_H
+
+/* The shared state table: a fixed-capacity, file-backed shared memory
+   mapping of struct portguard_rl_entry keyed by struct portguard_rl_key,
+   used by every login process at once. Pure C (POSIX), no Dovecot headers.
+
+   - Layout: a header (magic, version, sizes, a random hash secret, a
+     header checksum, lock stripes) and set-associative buckets of
+     PORTGUARD_SHM_WAYS slots. A key lives in the bucket chosen by a keyed
+     hash (SipHash-2-4 with the file's secret), so attacker-chosen
+     addresses cannot target one bucket.
+   - Concurrency: robust process-shared mutexes, one per stripe of buckets.
+     A process killed while holding one never wedges the others: the next
+     locker gets EOWNERDEAD, marks the mutex consistent and carries on.
+   - Full bucket: the stalest entry that is not banned is evicted (oldest
+     last_seen); if all are banned, the one whose ban ends first.
+   - Corrupt or incompatible file (bad magic/version/sizes/checksum, wrong
+     file size): portguard_shm_open() rebuilds it (a fresh file renamed
+     over the old one, so processes still using the old mapping are not
+     disturbed) and reports why in *warning_r.
+   - Memory: entry slots are 128 bytes; size/128 slots (rounded down to
+     whole buckets). 1,000,000 keys fit in 128 MiB. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "portguard-ratelimit.h"
+
+#define PORTGUARD_SHM_WAYS 8
+#define PORTGUARD_SHM_MIN_SIZE (64 * 1024)
+
+struct portguard_shm;
+
+/* Open (creating if needed) the table file at path with a total size of
+   size bytes (>= PORTGUARD_SHM_MIN_SIZE), map it shared read-write.
+   An existing valid file with another size is rebuilt with the new size.
+   mode is the file mode for a new file. Returns 0 (with *warning_r set to
+   a reason if the file was rebuilt, else NULL), or -1 with *error_r. */
+int portguard_shm_open(const char *path, uint64_t size, unsigned int mode,
+		       struct portguard_shm **shm_r, const char **warning_r,
+		       const char **error_r);
+void portguard_shm_close(struct portguard_shm **shm);
+
+/* Called with the entry locked. created: the slot was empty (entry is
+   zeroed). Return false to remove the entry (or not create it). */
+typedef bool portguard_shm_update_func_t(struct portguard_rl_entry *entry,
+					 bool created, void *context);
+
+/* Look up key and let func update it under the lock; if the key is absent
+   and create is true, a slot is found (evicting, see above) and func is
+   called with created=true; entry->last_seen is set to now afterwards.
+   Returns 1 if func was called, 0 if the key is absent and create is
+   false, -1 with *error_r if the table is unusable (e.g. the file shrank
+   underneath: no access is attempted then). */
+int portguard_shm_update(struct portguard_shm *shm,
+			 const struct portguard_rl_key *key, uint32_t now,
+			 bool create, portguard_shm_update_func_t *func,
+			 void *context, const char **error_r);
+
+/* Copy key's entry out (under the lock). 1 found, 0 absent, -1 error. */
+int portguard_shm_lookup(struct portguard_shm *shm,
+			 const struct portguard_rl_key *key,
+			 struct portguard_rl_entry *entry_r,
+			 const char **error_r);
+
+/* Call func for a copy of every used entry (one stripe locked at a time).
+   Stops early if func returns false. -1 with *error_r on error. */
+typedef bool portguard_shm_iter_func_t(const struct portguard_rl_key *key,
+				       const struct portguard_rl_entry *entry,
+				       void *context);
+int portguard_shm_iterate(struct portguard_shm *shm,
+			  portguard_shm_iter_func_t *func, void *context,
+			  const char **error_r);
+
+/* Remove every entry. */
+int portguard_shm_flush(struct portguard_shm *shm, const char **error_r);
+
+/* Capacity (slots) and used slots (a scan; for tests, doveadm, bench). */
+unsigned int portguard_shm_capacity(const struct portguard_shm *shm);
+unsigned int portguard_shm_count(struct portguard_shm *shm);
+
+#endif

@@ -1,0 +1,1077 @@
+/* Unit tests for portguard-shm.c (and portguard-siphash.c). Every test
+   works in its own mkdtemp() directory under /tmp. */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <cmocka.h>
+
+#include "portguard-shm.h"
+#include "portguard-siphash.h"
+
+#define N_ELEMENTS(arr) (sizeof(arr) / sizeof((arr)[0]))
+
+#define CHECK_INT(label, actual, expected) do { \
+	long long a_ = (actual), e_ = (expected); \
+	if (a_ != e_) \
+		fail_msg("%s: %s = %lld, expected %lld", \
+			 (label), #actual, a_, e_); \
+	} while (0)
+
+#define T0 1700000000U
+#define SIZE_1M (1024 * 1024)
+
+/* the first fields of the file header (see portguard-shm.c) */
+#define HDR_MAGIC_OFFSET 0
+#define HDR_VERSION_OFFSET 8
+#define HDR_SECRET_OFFSET 48
+
+struct shm_test {
+	char dir[64];
+	char path[128];
+};
+
+static int shm_test_setup(void **state)
+{
+	struct shm_test *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return -1;
+	strcpy(t->dir, "/tmp/test-shm.XXXXXX");
+	if (mkdtemp(t->dir) == NULL) {
+		free(t);
+		return -1;
+	}
+	(void)snprintf(t->path, sizeof(t->path), "%s/portguard.state",
+		       t->dir);
+	*state = t;
+	return 0;
+}
+
+static int shm_test_teardown(void **state)
+{
+	struct shm_test *t = *state;
+	char cmd[128];
+
+	(void)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);
+	if (system(cmd) != 0)
+		return -1;
+	free(t);
+	return 0;
+}
+
+static void key_n(struct portguard_rl_key *key_r, unsigned int n)
+{
+	memset(key_r, 0, sizeof(*key_r));
+	key_r->addr.family = 4;
+	key_r->addr.bytes[0] = 10;
+	key_r->addr.bytes[1] = (uint8_t)(n >> 16);
+	key_r->addr.bytes[2] = (uint8_t)(n >> 8);
+	key_r->addr.bytes[3] = (uint8_t)n;
+	key_r->prefix = 32;
+}
+
+static struct portguard_shm *shm_open_ok(const char *path, uint64_t size)
+{
+	struct portguard_shm *shm;
+	const char *warning, *error;
+
+	if (portguard_shm_open(path, size, 0600, &shm, &warning, &error) < 0)
+		fail_msg("portguard_shm_open(%s) failed: %s", path, error);
+	if (warning != NULL)
+		fail_msg("portguard_shm_open(%s) warned: %s", path, warning);
+	return shm;
+}
+
+/* ---- update callbacks ---- */
+
+struct set_ctx {
+	/* values stored into the entry */
+	uint32_t counter; /* last_ban_start */
+	uint32_t ban_until;
+	/* what the callback saw */
+	unsigned int calls;
+	bool created;
+};
+
+static bool set_func(struct portguard_rl_entry *entry, bool created,
+		     void *context)
+{
+	struct set_ctx *ctx = context;
+
+	ctx->calls++;
+	ctx->created = created;
+	entry->last_ban_start = ctx->counter;
+	entry->ban_until = ctx->ban_until;
+	return true;
+}
+
+static bool inc_func(struct portguard_rl_entry *entry, bool created,
+		     void *context)
+{
+	(void)created;
+	(void)context;
+	entry->last_ban_start++;
+	return true;
+}
+
+static bool remove_func(struct portguard_rl_entry *entry, bool created,
+			void *context)
+{
+	bool *was_created = context;
+
+	(void)entry;
+	if (was_created != NULL)
+		*was_created = created;
+	return false;
+}
+
+static bool kill_func(struct portguard_rl_entry *entry, bool created,
+		      void *context)
+{
+	(void)created;
+	(void)context;
+	/* scribble over the entry, then die holding the stripe lock */
+	memset(entry, 0xee, sizeof(*entry));
+	(void)raise(SIGKILL);
+	return true;
+}
+
+static void shm_set(struct portguard_shm *shm,
+		    const struct portguard_rl_key *key, uint32_t now,
+		    uint32_t counter, uint32_t ban_until)
+{
+	struct set_ctx ctx = { counter, ban_until, 0, false };
+	const char *error;
+
+	if (portguard_shm_update(shm, key, now, true, set_func, &ctx,
+				 &error) != 1)
+		fail_msg("portguard_shm_update() failed: %s", error);
+}
+
+static void shm_remove(struct portguard_shm *shm,
+		       const struct portguard_rl_key *key)
+{
+	const char *error;
+
+	if (portguard_shm_update(shm, key, T0, false, remove_func, NULL,
+				 &error) != 1)
+		fail_msg("portguard_shm_update(remove) failed");
+}
+
+static bool shm_has(struct portguard_shm *shm,
+		    const struct portguard_rl_key *key)
+{
+	struct portguard_rl_entry entry;
+	const char *error;
+	int ret;
+
+	ret = portguard_shm_lookup(shm, key, &entry, &error);
+	if (ret < 0)
+		fail_msg("portguard_shm_lookup() failed: %s", error);
+	return ret > 0;
+}
+
+/* ---- siphash ---- */
+
+struct sip_row {
+	const char *label;
+	size_t len;
+	uint64_t hash;
+};
+
+/* the reference vectors: key 00..0f, message 00 01 02 .. of len bytes */
+static const struct sip_row sip_rows[] = {
+	{ "empty", 0, 0x726fdb47dd0e0e31ULL },
+	{ "1 byte", 1, 0x74f839c593dc67fdULL },
+	{ "7 bytes", 7, 0xab0200f58b01d137ULL },
+	{ "8 bytes", 8, 0x93f5f5799a932462ULL },
+	{ "15 bytes (the paper's example)", 15, 0xa129ca6149be45e5ULL },
+	{ "63 bytes", 63, 0x958a324ceb064572ULL },
+};
+
+static void test_siphash_vectors(void **state)
+{
+	uint8_t key[16], msg[64];
+	unsigned int i;
+
+	(void)state;
+	for (i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)i;
+	for (i = 0; i < sizeof(msg); i++)
+		msg[i] = (uint8_t)i;
+	for (i = 0; i < N_ELEMENTS(sip_rows); i++) {
+		uint64_t hash = portguard_siphash24(key, msg, sip_rows[i].len);
+
+		if (hash != sip_rows[i].hash)
+			fail_msg("%s: %016llx, expected %016llx",
+				 sip_rows[i].label, (unsigned long long)hash,
+				 (unsigned long long)sip_rows[i].hash);
+	}
+}
+
+/* ---- basics ---- */
+
+static void test_shm_create_reopen(void **state)
+{
+	struct shm_test *t = *state;
+	struct portguard_shm *shm;
+	struct portguard_rl_entry entry;
+	struct portguard_rl_key key;
+	const char *warning, *error;
+	struct stat st;
+	unsigned int i;
+
+	assert_int_equal(portguard_shm_open(t->path, SIZE_1M, 0640, &shm,
+					    &warning, &error), 0);
+	assert_null(warning);
+	assert_int_equal(stat(t->path, &st), 0);
+	assert_int_equal(st.st_size, SIZE_1M);
+	assert_int_equal(st.st_mode & 0777, 0640);
+	/* 1 MiB: a header of a few KiB, then 128-byte slots */
+	assert_true(portguard_shm_capacity(shm) <= SIZE_1M / 128);
+	assert_true(portguard_shm_capacity(shm) >= SIZE_1M / 128 - 128);
+	assert_int_equal(portguard_shm_capacity(shm) % PORTGUARD_SHM_WAYS, 0);
+	assert_int_equal(portguard_shm_count(shm), 0);
+	for (i = 0; i < 100; i++) {
+		key_n(&key, i);
+		shm_set(shm, &key, T0 + i, 1000 + i, 0);
+	}
+	assert_int_equal(portguard_shm_count(shm), 100);
+	portguard_shm_close(&shm);
+	assert_null(shm);
+
+	/* no temporary files left behind */
+	assert_int_equal(portguard_shm_open(t->path, SIZE_1M, 0640, &shm,
+					    &warning, &error), 0);
+	assert_null(warning);
+	assert_int_equal(portguard_shm_count(shm), 100);
+	for (i = 0; i < 100; i++) {
+		key_n(&key, i);
+		assert_int_equal(portguard_shm_lookup(shm, &key, &entry,
+						      &error), 1);
+		assert_int_equal(entry.last_ban_start, 1000 + i);
+		assert_int_equal(entry.last_seen, T0 + i);
+	}
+	portguard_shm_close(&shm);
+}
+
+static void test_shm_size_limits(void **state)
+{
+	struct shm_test *t = *state;
+	struct portguard_shm *shm;
+	const char *warning, *error = NULL;
+
+	assert_int_equal(portguard_shm_open(t->path, PORTGUARD_SHM_MIN_SIZE - 1,
+					    0600, &shm, &warning, &error), -1);
+	assert_null(shm);
+	assert_non_null(strstr(error, "out of range"));
+	assert_int_equal(access(t->path, F_OK), -1);
+
+	/* the minimum size works; 1,000,000 keys fit into 128 MiB */
+	shm = shm_open_ok(t->path, PORTGUARD_SHM_MIN_SIZE);
+	assert_true(portguard_shm_capacity(shm) >= PORTGUARD_SHM_WAYS);
+	portguard_shm_close(&shm);
+	assert_int_equal(portguard_shm_open(t->path, 128 * SIZE_1M, 0600,
+					    &shm, &warning, &error), 0);
+	assert_non_null(strstr(warning, "size changed"));
+	assert_true(portguard_shm_capacity(shm) >= 1000000);
+	portguard_shm_close(&shm);
+
+	/* a directory in the way: an error, not a rebuild */
+	assert_int_equal(portguard_shm_open(t->dir, SIZE_1M, 0600, &shm,
+					    &warning, &error), -1);
+	assert_non_null(strstr(error, t->dir));
+	assert_null(warning);
+}
+
+static void test_shm_crud(void **state)
+{
+	struct shm_test *t = *state;
+	struct portguard_shm *shm = shm_open_ok(t->path, SIZE_1M);
+	struct set_ctx ctx = { 7, 0, 0, false };
+	struct portguard_rl_entry entry;
+	struct portguard_rl_key key, other;
+	const char *error;
+	bool created = false;
+
+	key_n(&key, 1);
+	key_n(&other, 2);
+
+	/* absent, create == false: func not called */
+	assert_int_equal(portguard_shm_update(shm, &key, T0, false, set_func,
+					      &ctx, &error), 0);
+	assert_int_equal(ctx.calls, 0);
+	assert_int_equal(portguard_shm_lookup(shm, &key, &entry, &error), 0);
+
+	/* func returning false on a new slot stores nothing */
+	assert_int_equal(portguard_shm_update(shm, &key, T0, true,
+					      remove_func, &created, &error),
+			 1);
+	assert_true(created);
+	assert_int_equal(portguard_shm_count(shm), 0);
+
+	/* insert */
+	assert_int_equal(portguard_shm_update(shm, &key, T0 + 1, true,
+					      set_func, &ctx, &error), 1);
+	assert_int_equal(ctx.calls, 1);
+	assert_true(ctx.created);
+	assert_int_equal(portguard_shm_lookup(shm, &key, &entry, &error), 1);
+	assert_int_equal(entry.last_ban_start, 7);
+	assert_int_equal(entry.last_seen, T0 + 1);
+	assert_int_equal(portguard_shm_lookup(shm, &other, &entry, &error),
+			 0);
+
+	/* update: sees the stored entry, last_seen moves */
+	assert_int_equal(portguard_shm_update(shm, &key, T0 + 5, true,
+					      inc_func, NULL, &error), 1);
+	assert_int_equal(portguard_shm_update(shm, &key, T0 + 6, false,
+					      inc_func, NULL, &error), 1);
+	assert_int_equal(portguard_shm_lookup(shm, &key, &entry, &error), 1);
+	assert_int_equal(entry.last_ban_start, 9);
+	assert_int_equal(entry.last_seen, T0 + 6);
+	ctx.calls = 0;
+	assert_int_equal(portguard_shm_update(shm, &key, T0 + 7, true,
+					      set_func, &ctx, &error), 1);
+	assert_false(ctx.created);
+	assert_int_equal(portguard_shm_count(shm), 1);
+
+	/* remove */
+	shm_set(shm, &other, T0, 1, 0);
+	assert_int_equal(portguard_shm_count(shm), 2);
+	assert_int_equal(portguard_shm_update(shm, &key, T0 + 8, false,
+					      remove_func, &created, &error),
+			 1);
+	assert_false(created);
+	assert_int_equal(portguard_shm_lookup(shm, &key, &entry, &error), 0);
+	assert_true(shm_has(shm, &other));
+	assert_int_equal(portguard_shm_count(shm), 1);
+	portguard_shm_close(&shm);
+}
+
+/* IPv4 and IPv6 keys with the same bytes, and prefixes, are distinct */
+static void test_shm_key_identity(void **state)
+{
+	struct shm_test *t = *state;
+	struct portguard_shm *shm = shm_open_ok(t->path, SIZE_1M);
+	struct portguard_rl_entry entry;
+	struct portguard_rl_key keys[4];
+	const char *error;
+	unsigned int i;
+
+	assert_int_equal(portguard_rl_key_parse("192.0.2.0/24", 32, 64,
+						&keys[0], &error), 0);
+	assert_int_equal(portguard_rl_key_parse("192.0.2.0/25", 32, 64,
+						&keys[1], &error), 0);
+	assert_int_equal(portguard_rl_key_parse("c000:200::/24", 32, 64,
+						&keys[2], &error), 0);
+	assert_int_equal(portguard_rl_key_parse("2001:db8::/64", 32, 64,
+						&keys[3], &error), 0);
+	for (i = 0; i < N_ELEMENTS(keys); i++)
+		shm_set(shm, &keys[i], T0, 100 + i, 0);
+	for (i = 0; i < N_ELEMENTS(keys); i++) {
+		assert_int_equal(portguard_shm_lookup(shm, &keys[i], &entry,
+						      &error), 1);
+		assert_int_equal(entry.last_ban_start, 100 + i);
+	}
+	portguard_shm_close(&shm);
+}
+
+/* ---- full buckets ---- */
+
+struct collect_ctx {
+	struct portguard_rl_key *keys;
+	struct portguard_rl_entry *entries;
+	unsigned int count, max;
+	unsigned int stop_after;
+	struct portguard_shm *update_shm;
+};
+
+static bool collect_func(const struct portguard_rl_key *key,
+			 const struct portguard_rl_entry *entry, void *context)
+{
+	struct collect_ctx *ctx = context;
+	const char *error;
+
+	if (ctx->count < ctx->max) {
+		if (ctx->keys != NULL)
+			ctx->keys[ctx->count] = *key;
+		if (ctx->entries != NULL)
+			ctx->entries[ctx->count] = *entry;
+	}
+	ctx->count++;
+	if (ctx->update_shm != NULL &&
+	    portguard_shm_update(ctx->update_shm, key, T0, false, inc_func,
+				 NULL, &error) != 1)
+		fail_msg("update from inside iterate failed");
+	return ctx->stop_after == 0 || ctx->count < ctx->stop_after;
+}
+
+/* Insert keys until every slot is used; returns the number of keys
+   inserted. The keys are 10.x.y.z from key number 0 up. */
+static unsigned int shm_fill(struct portguard_shm *shm)
+{
+	unsigned int capacity = portguard_shm_capacity(shm);
+	struct portguard_rl_key key;
+	unsigned int n;
+
+	for (n = 0; n < capacity * 50; n++) {
+		key_n(&key, n);
+		shm_set(shm, &key, T0 + n, n, 0);
+		if (n + 1 >= capacity && portguard_shm_count(shm) == capacity)
+			return n + 1;
+	}
+	fail_msg("the table never filled up");
+	return 0;
+}
+
+struct evict_row {
+	const char *label;
+	/* per bucket member: last_seen and ban_until, relative to now */
+	int last_seen[PORTGUARD_SHM_WAYS];
+	int ban_until[PORTGUARD_SHM_WAYS];
+	unsigned int evicted;
+};
+
+#define NO_BAN INT32_MIN
+#define NO_BANS { NO_BAN, NO_BAN, NO_BAN, NO_BAN, NO_BAN, NO_BAN, NO_BAN, \
+		  NO_BAN }
+#define LS_MIXED { -10, -20, -30, -80, -40, -50, -60, -70 }
+
+static const struct evict_row evict_rows[] = {
+	{ "the stalest goes", LS_MIXED, NO_BANS, 3 },
+	{ "the stalest is the first member", { -90, -20, -30, -80, -40, -50,
+	  -60, -70 }, NO_BANS, 0 },
+	{ "the stalest is the last member", { -10, -20, -30, -40, -50, -60,
+	  -70, -90 }, NO_BANS, 7 },
+	{ "a banned stalest stays", LS_MIXED,
+	  { NO_BAN, NO_BAN, NO_BAN, 100, NO_BAN, NO_BAN, NO_BAN, NO_BAN },
+	  7 },
+	{ "two banned stalest stay", LS_MIXED,
+	  { NO_BAN, NO_BAN, NO_BAN, 100, NO_BAN, NO_BAN, NO_BAN, 5 }, 6 },
+	{ "an expired ban is no ban", LS_MIXED,
+	  { NO_BAN, NO_BAN, NO_BAN, -5, NO_BAN, NO_BAN, NO_BAN, NO_BAN },
+	  3 },
+	{ "a ban ending now is no ban", LS_MIXED,
+	  { NO_BAN, NO_BAN, NO_BAN, 0, NO_BAN, NO_BAN, NO_BAN, NO_BAN }, 3 },
+	{ "only the freshest is not banned", LS_MIXED,
+	  { NO_BAN, 1, 1, 1, 1, 1, 1, 1 }, 0 },
+	{ "all banned: the ban ending first goes", LS_MIXED,
+	  { 500, 400, 300, 200, 100, 600, 700, 800 }, 4 },
+	{ "all banned: last_seen does not matter", LS_MIXED,
+	  { 10, 400, 300, 200, 100, 600, 700, 800 }, 0 },
+};
+
+/* Which of keys[0..n-1] is no longer in the table? */
+static unsigned int shm_missing(struct portguard_shm *shm,
+				const struct portguard_rl_key *keys,
+				unsigned int n)
+{
+	unsigned int i, missing = n, count = 0;
+
+	for (i = 0; i < n; i++) {
+		if (!shm_has(shm, &keys[i])) {
+			missing = i;
+			count++;
+		}
+	}
+	if (count != 1)
+		fail_msg("%u keys missing, expected 1", count);
+	return missing;
+}
+
+static void test_shm_eviction(void **state)
+{
+	struct shm_test *t = *state;
+	struct portguard_shm *shm = shm_open_ok(t->path,
+						PORTGUARD_SHM_MIN_SIZE);
+	unsigned int capacity = portguard_shm_capacity(shm);
+	struct portguard_rl_key *keys = calloc(capacity, sizeof(*keys));
+	struct collect_ctx ctx = { keys, NULL, 0, capacity, 0, NULL };
+	const struct portguard_rl_key *members;
+	struct portguard_rl_key newcomer;
+	const char *error;
+	uint32_t now = T0 + 10000000;
+	unsigned int i, j, evicted, group;
+
+	assert_non_null(keys);
+	(void)shm_fill(shm);
+	assert_int_equal(portguard_shm_iterate(shm, collect_func, &ctx,
+					       &error), 0);
+	assert_int_equal(ctx.count, capacity);
+
+	/* a full table iterates bucket by bucket: find the newcomer's
+	   bucket from whom it pushes out */
+	assert_int_equal(portguard_rl_key_parse("192.0.2.1", 32, 64,
+						&newcomer, &error), 0);
+	shm_set(shm, &newcomer, now, 0, 0);
+	evicted = shm_missing(shm, keys, capacity);
+	group = evicted / PORTGUARD_SHM_WAYS;
+	members = &keys[group * PORTGUARD_SHM_WAYS];
+	shm_remove(shm, &newcomer);
+	shm_set(shm, &keys[evicted], now, 0, 0);
+	assert_int_equal(portguard_shm_count(shm), capacity);
+
+	for (i = 0; i < N_ELEMENTS(evict_rows); i++) {
+		const struct evict_row *row = &evict_rows[i];
+
+		for (j = 0; j < PORTGUARD_SHM_WAYS; j++) {
+			shm_set(shm, &members[j],
+				(uint32_t)((int64_t)now + row->last_seen[j]),
+				j, row->ban_until[j] == NO_BAN ? 0 :
+				(uint32_t)((int64_t)now + row->ban_until[j]));
+		}
+		shm_set(shm, &newcomer, now, 99, 0);
+		CHECK_INT(row->label,
+			  shm_missing(shm, members, PORTGUARD_SHM_WAYS),
+			  row->evicted);
+		CHECK_INT(row->label, shm_has(shm, &newcomer), true);
+		CHECK_INT(row->label, portguard_shm_count(shm), capacity);
+		/* back to the 8 members */
+		shm_remove(shm, &newcomer);
+		shm_set(shm, &members[row->evicted], now, 0, 0);
+		CHECK_INT(row->label, portguard_shm_count(shm), capacity);
+	}
+	free(keys);
+	portguard_shm_close(&shm);
+}
+
+/* A full table goes on taking new keys; the newest always stay. */
+static void test_shm_full_table(void **state)
+{
+	struct shm_test *t = *state;
+	struct portguard_shm *shm = shm_open_ok(t->path,
+						PORTGUARD_SHM_MIN_SIZE);
+	unsigned int capacity = portguard_shm_capacity(shm);
+	struct portguard_rl_key key;
+	unsigned int n, i;
+
+	n = shm_fill(shm);
+	for (i = n; i < n + 3 * capacity; i++) {
+		key_n(&key, i);
+		shm_set(shm, &key, T0 + i, i, 0);
+		assert_true(shm_has(shm, &key));
+	}
+	assert_int_equal(portguard_shm_count(shm), capacity);
+	/* the newest key of every bucket is still there: at least the
+	   last one inserted, and the very first ones are long gone */
+	assert_true(shm_has(shm, &key));
+	key_n(&key, 0);
+	assert_false(shm_has(shm, &key));
+	portguard_shm_close(&shm);
+}
+
+/* ---- damaged files ---- */
+
+enum damage {
+	DAMAGE_RANDOM_HEADER,
+	DAMAGE_MAGIC,
+	DAMAGE_VERSION,
+	DAMAGE_SECRET,
+	DAMAGE_TRUNCATE_HALF,
+	DAMAGE_TRUNCATE_HEADER,
+	DAMAGE_TRUNCATE_EMPTY,
+	DAMAGE_EXTEND,
+	DAMAGE_TEXT_FILE,
+};
+
+struct damage_row {
+	const char *label;
+	enum damage damage;
+	/* expected in the warning */
+	const char *reason;
+};
+
+static const struct damage_row damage_rows[] = {
+	{ "random bytes over the header", DAMAGE_RANDOM_HEADER, "rebuilt" },
+	{ "wrong magic", DAMAGE_MAGIC, "bad magic" },
+	{ "wrong version", DAMAGE_VERSION, "version 99" },
+	{ "secret changed", DAMAGE_SECRET, "checksum" },
+	{ "truncated to half", DAMAGE_TRUNCATE_HALF, "does not match" },
+	{ "truncated inside the header", DAMAGE_TRUNCATE_HEADER,
+	  "bad file size 100" },
+	{ "truncated to 0", DAMAGE_TRUNCATE_EMPTY, "bad file size 0" },
+	{ "extended", DAMAGE_EXTEND, "does not match" },
+	{ "a text file", DAMAGE_TEXT_FILE, "bad file size" },
+};
+
+static void shm_damage(const char *path, enum damage damage)
+{
+	uint8_t buf[256];
+	uint32_t version = 99;
+	unsigned int i;
+	int fd;
+
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	switch (damage) {
+	case DAMAGE_RANDOM_HEADER:
+		srandom((unsigned int)getpid());
+		for (i = 0; i < sizeof(buf); i++)
+			buf[i] = (uint8_t)random();
+		assert_int_equal(pwrite(fd, buf, sizeof(buf), 0),
+				 sizeof(buf));
+		break;
+	case DAMAGE_MAGIC:
+		assert_int_equal(pwrite(fd, "X", 1, HDR_MAGIC_OFFSET), 1);
+		break;
+	case DAMAGE_VERSION:
+		assert_int_equal(pwrite(fd, &version, sizeof(version),
+					HDR_VERSION_OFFSET), sizeof(version));
+		break;
+	case DAMAGE_SECRET:
+		assert_int_equal(pread(fd, buf, 1, HDR_SECRET_OFFSET), 1);
+		buf[0] ^= 0x01;
+		assert_int_equal(pwrite(fd, buf, 1, HDR_SECRET_OFFSET), 1);
+		break;
+	case DAMAGE_TRUNCATE_HALF:
+		assert_int_equal(ftruncate(fd, SIZE_1M / 2), 0);
+		break;
+	case DAMAGE_TRUNCATE_HEADER:
+		assert_int_equal(ftruncate(fd, 100), 0);
+		break;
+	case DAMAGE_TRUNCATE_EMPTY:
+		assert_int_equal(ftruncate(fd, 0), 0);
+		break;
+	case DAMAGE_EXTEND:
+		assert_int_equal(ftruncate(fd, SIZE_1M + 4096), 0);
+		break;
+	case DAMAGE_TEXT_FILE:
+		assert_int_equal(ftruncate(fd, 0), 0);
+		assert_int_equal(pwrite(fd, "hello\n", 6, 0), 6);
+		break;
+	}
+	(void)close(fd);
+}
+
+static void test_shm_damaged(void **state)
+{
+	struct shm_test *t = *state;
+	struct portguard_shm *shm;
+	struct portguard_rl_key key;
+	const char *warning, *error;
+	unsigned int i;
+
+	for (i = 0; i < N_ELEMENTS(damage_rows); i++) {
+		const struct damage_row *row = &damage_rows[i];
+
+		(void)unlink(t->path);
+		shm = shm_open_ok(t->path, SIZE_1M);
+		key_n(&key, 1);
+		shm_set(shm, &key, T0, 1, 0);
+		portguard_shm_close(&shm);
+
+		shm_damage(t->path, row->damage);
+		if (portguard_shm_open(t->path, SIZE_1M, 0600, &shm, &warning,
+				       &error) < 0)
+			fail_msg("%s: open failed: %s", row->label, error);
+		if (warning == NULL || strstr(warning, row->reason) == NULL)
+			fail_msg("%s: warning '%s', expected '%s'", row->label,
+				 warning == NULL ? "(null)" : warning,
+				 row->reason);
+		/* a fresh, working table */
+		CHECK_INT(row->label, portguard_shm_count(shm), 0);
+		shm_set(shm, &key, T0, 2, 0);
+		CHECK_INT(row->label, shm_has(shm, &key), true);
+		portguard_shm_close(&shm);
+		/* and it stays valid */
+		if (portguard_shm_open(t->path, SIZE_1M, 0600, &shm, &warning,
+				       &error) < 0 || warning != NULL)
+			fail_msg("%s: reopen failed or warned", row->label);
+		CHECK_INT(row->label, portguard_shm_count(shm), 1);
+		portguard_shm_close(&shm);
+	}
+}
+
+static void test_shm_size_change(void **state)
+{
+	struct shm_test *t = *state;
+	struct portguard_shm *shm, *old;
+	struct portguard_rl_key key;
+	const char *warning, *error;
+	unsigned int capacity;
+	struct stat st;
+
+	old = shm_open_ok(t->path, SIZE_1M);
+	capacity = portguard_shm_capacity(old);
+	key_n(&key, 1);
+	shm_set(old, &key, T0, 1, 0);
+
+	assert_int_equal(portguard_shm_open(t->path, 2 * SIZE_1M, 0600, &shm,
+					    &warning, &error), 0);
+	assert_non_null(warning);
+	assert_non_null(strstr(warning, "size changed"));
+	assert_non_null(strstr(warning, t->path));
+	assert_true(portguard_shm_capacity(shm) > capacity);
+	assert_int_equal(portguard_shm_count(shm), 0);
+	assert_int_equal(stat(t->path, &st), 0);
+	assert_int_equal(st.st_size, 2 * SIZE_1M);
+
+	/* the old mapping was renamed over, not destroyed: it still works */
+	assert_true(shm_has(old, &key));
+	shm_set(old, &key, T0, 2, 0);
+	assert_false(shm_has(shm, &key));
+	portguard_shm_close(&old);
+	portguard_shm_close(&shm);
+
+	/* back to 1 MiB */
+	assert_int_equal(portguard_shm_open(t->path, SIZE_1M, 0600, &shm,
+					    &warning, &error), 0);
+	assert_non_null(strstr(warning, "size changed"));
+	assert_int_equal(portguard_shm_capacity(shm), capacity);
+	portguard_shm_close(&shm);
+}
+
+static bool never_func(const struct portguard_rl_key *key,
+		       const struct portguard_rl_entry *entry, void *context)
+{
+	(void)key;
+	(void)entry;
+	(void)context;
+	fail_msg("iterate called back on an unusable table");
+	return false;
+}
+
+struct shrink_row {
+	const char *label;
+	off_t size; /* ftruncate() to this, -1 = zero the header */
+	off_t then; /* then to this, 0 = leave */
+	const char *error;
+};
+
+static const struct shrink_row shrink_rows[] = {
+	{ "truncated to 0", 0, 0, "size changed underneath (0," },
+	{ "truncated to half", SIZE_1M / 2, 0,
+	  "size changed underneath (524288," },
+	{ "extended", SIZE_1M * 2, 0, "size changed underneath (2097152," },
+	{ "truncated, then extended back", 0, SIZE_1M,
+	  "header overwritten underneath" },
+};
+
+/* the file shrinks under a live mapping: errors, never SIGBUS */
+static void test_shm_truncated_while_mapped(void **state)
+{
+	struct shm_test *t = *state;
+	struct portguard_shm *shm;
+	struct portguard_rl_entry entry;
+	struct portguard_rl_key key;
+	const char *warning, *error;
+	unsigned int i;
+	int fd;
+
+	key_n(&key, 1);
+	for (i = 0; i < N_ELEMENTS(shrink_rows); i++) {
+		const struct shrink_row *row = &shrink_rows[i];
+
+		(void)unlink(t->path);
+		shm = shm_open_ok(t->path, SIZE_1M);
+		shm_set(shm, &key, T0, 1, 0);
+
+		fd = open(t->path, O_RDWR);
+		CHECK_INT(row->label, fd >= 0, true);
+		CHECK_INT(row->label, ftruncate(fd, row->size), 0);
+		if (row->then != 0)
+			CHECK_INT(row->label, ftruncate(fd, row->then), 0);
+		(void)close(fd);
+
+		error = NULL;
+		CHECK_INT(row->label,
+			  portguard_shm_update(shm, &key, T0, true, inc_func,
+					       NULL, &error), -1);
+		if (error == NULL || strstr(error, row->error) == NULL)
+			fail_msg("%s: error '%s'", row->label,
+				 error == NULL ? "(null)" : error);
+		CHECK_INT(row->label,
+			  portguard_shm_lookup(shm, &key, &entry, &error), -1);
+		CHECK_INT(row->label,
+			  portguard_shm_iterate(shm, never_func, NULL,
+						&error), -1);
+		CHECK_INT(row->label, portguard_shm_flush(shm, &error), -1);
+		CHECK_INT(row->label, portguard_shm_count(shm), 0);
+		CHECK_INT(row->label, portguard_shm_capacity(shm) > 0, true);
+		portguard_shm_close(&shm);
+
+		/* reopening rebuilds */
+		CHECK_INT(row->label,
+			  portguard_shm_open(t->path, SIZE_1M, 0600, &shm,
+					     &warning, &error), 0);
+		CHECK_INT(row->label, warning != NULL, true);
+		CHECK_INT(row->label, portguard_shm_update(shm, &key, T0, true,
+							   inc_func, NULL,
+							   &error), 1);
+		portguard_shm_close(&shm);
+	}
+}
+
+/* ---- iterate, flush, count ---- */
+
+static void test_shm_iterate_flush(void **state)
+{
+	struct shm_test *t = *state;
+	struct portguard_shm *shm = shm_open_ok(t->path, SIZE_1M);
+	struct portguard_rl_key keys[300];
+	struct portguard_rl_entry entries[300];
+	struct collect_ctx ctx;
+	struct portguard_rl_key key;
+	const char *error;
+	unsigned int i, j, sum = 0;
+	bool seen[300];
+
+	for (i = 0; i < 300; i++) {
+		key_n(&key, i);
+		shm_set(shm, &key, T0 + i, i, 0);
+	}
+	assert_int_equal(portguard_shm_count(shm), 300);
+
+	/* every entry exactly once, with its key */
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.keys = keys;
+	ctx.entries = entries;
+	ctx.max = N_ELEMENTS(keys);
+	assert_int_equal(portguard_shm_iterate(shm, collect_func, &ctx,
+					       &error), 0);
+	assert_int_equal(ctx.count, 300);
+	memset(seen, 0, sizeof(seen));
+	for (i = 0; i < 300; i++) {
+		j = entries[i].last_ban_start;
+		assert_true(j < 300);
+		assert_false(seen[j]);
+		seen[j] = true;
+		key_n(&key, j);
+		assert_true(portguard_rl_key_equals(&key, &keys[i]));
+		assert_int_equal(entries[i].last_seen, T0 + j);
+	}
+
+	/* stopping early */
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.stop_after = 5;
+	assert_int_equal(portguard_shm_iterate(shm, collect_func, &ctx,
+					       &error), 0);
+	assert_int_equal(ctx.count, 5);
+
+	/* the callback may update the table (no lock is held) */
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.update_shm = shm;
+	assert_int_equal(portguard_shm_iterate(shm, collect_func, &ctx,
+					       &error), 0);
+	assert_int_equal(ctx.count, 300);
+	for (i = 0; i < 300; i++) {
+		struct portguard_rl_entry entry;
+
+		key_n(&key, i);
+		assert_int_equal(portguard_shm_lookup(shm, &key, &entry,
+						      &error), 1);
+		sum += entry.last_ban_start - i;
+	}
+	assert_int_equal(sum, 300);
+
+	assert_int_equal(portguard_shm_flush(shm, &error), 0);
+	assert_int_equal(portguard_shm_count(shm), 0);
+	memset(&ctx, 0, sizeof(ctx));
+	assert_int_equal(portguard_shm_iterate(shm, collect_func, &ctx,
+					       &error), 0);
+	assert_int_equal(ctx.count, 0);
+	key_n(&key, 7);
+	assert_false(shm_has(shm, &key));
+	shm_set(shm, &key, T0, 1, 0);
+	assert_int_equal(portguard_shm_count(shm), 1);
+	portguard_shm_close(&shm);
+}
+
+/* ---- processes ---- */
+
+#define CONC_PROCS 8
+#define CONC_OPS 5000
+#define CONC_KEYS 4
+
+static int conc_child(const char *path, unsigned int child)
+{
+	struct portguard_shm *shm;
+	struct portguard_rl_key key;
+	const char *warning, *error;
+	unsigned int i, seed = child * 7919 + 1;
+
+	/* each child maps the file itself, as login processes do */
+	if (portguard_shm_open(path, 4 * SIZE_1M, 0600, &shm, &warning,
+			       &error) < 0 || warning != NULL)
+		return 2;
+	for (i = 0; i < CONC_OPS; i++) {
+		key_n(&key, i % CONC_KEYS);
+		if (portguard_shm_update(shm, &key, T0 + i, false, inc_func,
+					 NULL, &error) != 1)
+			return 3;
+		/* and some churn: random other keys, many evicted */
+		seed = seed * 1103515245 + 12345;
+		key_n(&key, 1000 + (seed >> 8) % 100000);
+		if (portguard_shm_update(shm, &key, T0 + i, true, inc_func,
+					 NULL, &error) != 1)
+			return 4;
+	}
+	portguard_shm_close(&shm);
+	return 0;
+}
+
+static void test_shm_concurrency(void **state)
+{
+	struct shm_test *t = *state;
+	struct portguard_shm *shm = shm_open_ok(t->path, 4 * SIZE_1M);
+	struct portguard_rl_entry entry;
+	struct portguard_rl_key key;
+	const char *error;
+	pid_t pids[CONC_PROCS];
+	unsigned int i, total = 0;
+	int status;
+
+	/* the counters are banned "forever": never evicted by the churn */
+	for (i = 0; i < CONC_KEYS; i++) {
+		key_n(&key, i);
+		shm_set(shm, &key, T0, 0, UINT32_MAX);
+	}
+	for (i = 0; i < CONC_PROCS; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0)
+			_exit(conc_child(t->path, i));
+	}
+	for (i = 0; i < CONC_PROCS; i++) {
+		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			fail_msg("child %u failed: status %d", i, status);
+	}
+	for (i = 0; i < CONC_KEYS; i++) {
+		key_n(&key, i);
+		assert_int_equal(portguard_shm_lookup(shm, &key, &entry,
+						      &error), 1);
+		total += entry.last_ban_start;
+	}
+	assert_int_equal(total, CONC_PROCS * CONC_OPS);
+	portguard_shm_close(&shm);
+}
+
+/* a process killed while holding a stripe lock */
+static void test_shm_owner_died(void **state)
+{
+	struct shm_test *t = *state;
+	struct portguard_shm *shm = shm_open_ok(t->path, SIZE_1M);
+	struct portguard_rl_entry entry;
+	struct portguard_rl_key key;
+	const char *error;
+	unsigned int round;
+	int status;
+	pid_t pid;
+
+	key_n(&key, 42);
+	shm_set(shm, &key, T0, 10, 0);
+	for (round = 0; round < 2; round++) {
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			(void)portguard_shm_update(shm, &key, T0, true,
+						   kill_func, NULL, &error);
+			_exit(1);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFSIGNALED(status));
+		assert_int_equal(WTERMSIG(status), SIGKILL);
+
+		/* a hang here would be the bug: fail instead */
+		(void)alarm(10);
+		assert_int_equal(portguard_shm_update(shm, &key, T0 + 1, true,
+						      inc_func, NULL, &error),
+				 1);
+		(void)alarm(0);
+		/* the dead process's half-done change never landed */
+		assert_int_equal(portguard_shm_lookup(shm, &key, &entry,
+						      &error), 1);
+		assert_int_equal(entry.last_ban_start, 11 + round);
+		assert_int_equal(entry.ban_until, 0);
+	}
+	/* other processes lock it normally afterwards */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		_exit(portguard_shm_update(shm, &key, T0 + 2, true, inc_func,
+					   NULL, &error) == 1 ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(portguard_shm_lookup(shm, &key, &entry, &error), 1);
+	assert_int_equal(entry.last_ban_start, 13);
+	assert_int_equal(portguard_shm_count(shm), 1);
+	portguard_shm_close(&shm);
+}
+
+/* two processes creating the file at once: both end up on one file */
+static void test_shm_racing_creators(void **state)
+{
+	struct shm_test *t = *state;
+	struct portguard_shm *shm;
+	struct portguard_rl_entry entry;
+	struct portguard_rl_key key;
+	const char *warning, *error;
+	pid_t pids[CONC_PROCS];
+	unsigned int i;
+	int status;
+
+	for (i = 0; i < CONC_PROCS; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			if (portguard_shm_open(t->path, SIZE_1M, 0600, &shm,
+					       &warning, &error) < 0 ||
+			    warning != NULL)
+				_exit(2);
+			key_n(&key, 1);
+			_exit(portguard_shm_update(shm, &key, T0, true,
+						   inc_func, NULL,
+						   &error) == 1 ? 0 : 3);
+		}
+	}
+	for (i = 0; i < CONC_PROCS; i++) {
+		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			fail_msg("child %u failed: status %d", i, status);
+	}
+	shm = shm_open_ok(t->path, SIZE_1M);
+	key_n(&key, 1);
+	assert_int_equal(portguard_shm_lookup(shm, &key, &entry, &error), 1);
+	assert_int_equal(entry.last_ban_start, CONC_PROCS);
+	portguard_shm_close(&shm);
+}
+
+#define SHM_TEST(func) \
+	cmocka_unit_test_setup_teardown(func, shm_test_setup, \
+					shm_test_teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_siphash_vectors),
+		SHM_TEST(test_shm_create_reopen),
+		SHM_TEST(test_shm_size_limits),
+		SHM_TEST(test_shm_crud),
+		SHM_TEST(test_shm_key_identity),
+		SHM_TEST(test_shm_eviction),
+		SHM_TEST(test_shm_full_table),
+		SHM_TEST(test_shm_damaged),
+		SHM_TEST(test_shm_size_change),
+		SHM_TEST(test_shm_truncated_while_mapped),
+		SHM_TEST(test_shm_iterate_flush),
+		SHM_TEST(test_shm_concurrency),
+		SHM_TEST(test_shm_owner_died),
+		SHM_TEST(test_shm_racing_creators),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
