@@ -11,6 +11,22 @@ struct portguard_settings {
 	const char *portguard_tls_exempt_networks;
 	const char *portguard_min_tls_protocol;
 	bool portguard_log_tls;
+
+	/* failed-AUTH rate limiting */
+	const char *portguard_ratelimit; /* enforce | monitor | off */
+	unsigned int portguard_auth_fail_limit;
+	unsigned int portguard_auth_fail_window; /* secs */
+	unsigned int portguard_ban_duration; /* secs */
+	unsigned int portguard_ban_duration_max; /* secs */
+	unsigned int portguard_ipv4_prefix;
+	unsigned int portguard_ipv6_prefix;
+	const char *portguard_ratelimit_exempt_networks;
+	const char *portguard_ban_action; /* reply | drop */
+	const char *portguard_state; /* shm | dict:<uri> */
+	const char *portguard_state_path;
+	uoff_t portguard_state_size;
+	unsigned int portguard_state_timeout; /* msecs */
+	const char *portguard_state_failure; /* open | closed */
 };
 
 extern const struct setting_parser_info portguard_setting_parser_info;
