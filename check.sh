@@ -38,7 +38,7 @@ PACKAGES=(
 	build-essential autoconf automake libtool pkg-config
 	libcmocka-dev libssl-dev
 	dovecot-core dovecot-dev dovecot-submissiond dovecot-imapd
-	swaks openssl python3 python3-pytest
+	swaks libnet-ssleay-perl openssl python3 python3-pytest redis-server
 	util-linux iproute2 procps
 )
 

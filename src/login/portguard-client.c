@@ -53,9 +53,20 @@ struct portguard_client {
 	struct timeout *to_refuse;
 	const char *refuse_reason, *refuse_text, *refuse_detail;
 
+	/* rate limiting: the client's key, when it is counted */
+	struct portguard_rl_key rl_key;
+	char rl_key_str[64];
+
 	bool greeting_held:1;
 	bool tls_seen:1;
 	bool refused:1;
+	/* implicit TLS: the 421 goes out once the handshake is done */
+	bool refuse_after_handshake:1;
+	/* close without any reply (portguard_ban_action = drop) */
+	bool refuse_silently:1;
+	bool rl_active:1;
+	/* a SASL exchange is going on: a disconnect now is a failure */
+	bool auth_in_progress:1;
 };
 
 static MODULE_CONTEXT_DEFINE_INIT(portguard_client_module,
@@ -96,7 +107,8 @@ static void portguard_client_refuse_now(struct portguard_client *pc)
 	       client->local_port, pc->refuse_reason, pc->refuse_detail);
 
 	reply = t_strdup_printf("421 4.7.0 %s\r\n", pc->refuse_text);
-	if (client->output != NULL && !client->output->closed) {
+	if (!pc->refuse_silently &&
+	    client->output != NULL && !client->output->closed) {
 		o_stream_nsend_str(client->output, reply);
 		(void)o_stream_flush(client->output);
 	}
@@ -116,6 +128,14 @@ static void portguard_client_refuse(struct portguard_client *pc,
 	pc->refuse_text = text;
 	pc->refuse_detail = detail == NULL ? "" :
 		p_strconcat(pc->client->pool, " ", detail, NULL);
+	if (!pc->refuse_silently && pc->client->ssl_iostream != NULL &&
+	    !ssl_iostream_is_handshaked(pc->client->ssl_iostream)) {
+		/* implicit TLS: a reply before the handshake would never be
+		   read; the handshake loop sends it instead of the
+		   greeting */
+		pc->refuse_after_handshake = TRUE;
+		return;
+	}
 	pc->to_refuse = timeout_add_short(0, portguard_client_refuse_now, pc);
 }
 
@@ -251,13 +271,166 @@ static void portguard_client_handshake_input(struct portguard_client *pc)
 	pc->module_ctx.super.notify_auth_ready(client);
 }
 
+/* ---- rate limiting ---- */
+
+#define PORTGUARD_TEXT_BANNED \
+	"Too many failed authentication attempts, try again later"
+#define PORTGUARD_TEXT_STATE_DOWN \
+	"Temporary failure, try again later"
+#define PORTGUARD_STATE_ERROR_LOG_INTERVAL_SECS 60
+
+static bool portguard_client_rl_enforcing(void)
+{
+	return portguard_runtime.rl.mode == PORTGUARD_RL_ENFORCE;
+}
+
+/* The state backend failed or was too slow: fail open (or closed when so
+   configured), with an event each time and an error line at most once a
+   minute across all login processes. */
+static void portguard_client_state_error(struct portguard_client *pc,
+					 const char *op, const char *error)
+{
+	struct event_passthrough *e;
+
+	e = event_create_passthrough(pc->event)->
+		set_name("portguard_state_error")->
+		add_str("operation", op)->
+		add_str("error", error);
+	if (portguard_log_throttle(PORTGUARD_THROTTLE_STATE_ERROR,
+			PORTGUARD_STATE_ERROR_LOG_INTERVAL_SECS)) {
+		e_error(e->event(), "state_error op=%s fail=%s: %s", op,
+			portguard_runtime.rl.fail_closed ? "closed" : "open",
+			error);
+	} else {
+		e_debug(e->event(), "state_error op=%s: %s", op, error);
+	}
+	if (portguard_runtime.rl.fail_closed &&
+	    portguard_client_rl_enforcing()) {
+		portguard_client_refuse(pc, "state_unavailable",
+					PORTGUARD_TEXT_STATE_DOWN, NULL);
+	}
+}
+
+static const char *
+portguard_client_ban_detail(struct portguard_client *pc,
+			    const struct portguard_state_result *res)
+{
+	return t_strdup_printf("key=%s failures=%u ban_remaining=%u "
+			       "ban_level=%u", pc->rl_key_str, res->failures,
+			       res->remaining_secs, res->ban_level);
+}
+
+/* A new connection from a client that is counted: refuse it when it is
+   banned. */
+static void portguard_client_rl_connect(struct portguard_client *pc,
+					const struct portguard_addr *remote)
+{
+	const struct portguard_rl_settings *rl = &portguard_runtime.rl;
+	struct portguard_state_result res;
+	struct event_passthrough *e;
+	const char *error;
+
+	if (portguard_runtime.state == NULL ||
+	    portguard_netlist_match(&rl->exempt_networks, remote))
+		return;
+	portguard_rl_key_make(&pc->rl_key, remote, rl->ipv4_prefix,
+			      rl->ipv6_prefix);
+	portguard_rl_key_to_str(&pc->rl_key, pc->rl_key_str,
+				sizeof(pc->rl_key_str));
+	pc->rl_active = TRUE;
+	event_add_str(pc->event, "key", pc->rl_key_str);
+
+	if (portguard_state_check(portguard_runtime.state, &pc->rl_key,
+				  ioloop_time, &res, &error) < 0) {
+		portguard_client_state_error(pc, "check", error);
+		return;
+	}
+	if (!res.banned)
+		return;
+	if (!portguard_client_rl_enforcing()) {
+		e = event_create_passthrough(pc->event)->
+			set_name("portguard_connection_refused")->
+			add_str("reason", "banned")->
+			add_str("monitor", "yes")->
+			add_int("ban_remaining", res.remaining_secs)->
+			add_int("ban_level", res.ban_level);
+		e_info(e->event(), "monitor: would refuse port=%u "
+		       "reason=banned %s", pc->client->local_port,
+		       portguard_client_ban_detail(pc, &res));
+		return;
+	}
+	if (rl->ban_drop && pc->role == PORTGUARD_ROLE_IMPLICIT_TLS &&
+	    pc->client->ssl_iostream != NULL)
+		pc->refuse_silently = TRUE;
+	portguard_client_refuse(pc, "banned", PORTGUARD_TEXT_BANNED,
+				portguard_client_ban_detail(pc, &res));
+}
+
+static bool portguard_auth_result_is_failure(enum client_auth_result result)
+{
+	switch (result) {
+	case CLIENT_AUTH_RESULT_ABORTED:
+	case CLIENT_AUTH_RESULT_AUTHFAILED:
+	case CLIENT_AUTH_RESULT_AUTHFAILED_REASON:
+	case CLIENT_AUTH_RESULT_AUTHZFAILED:
+	case CLIENT_AUTH_RESULT_INVALID_BASE64:
+		return TRUE;
+	default:
+		return FALSE;
+	}
+}
+
+/* One failed or aborted SASL exchange: count it; at the limit the key is
+   banned and (enforce) this connection is closed after its reply. */
+static void portguard_client_rl_failure(struct portguard_client *pc,
+					const char *why)
+{
+	struct portguard_state_result res;
+	struct event_passthrough *e;
+	const char *error;
+	bool monitor = !portguard_client_rl_enforcing();
+
+	if (portguard_state_fail(portguard_runtime.state, &pc->rl_key,
+				 ioloop_time, &res, &error) < 0) {
+		portguard_client_state_error(pc, "fail", error);
+		return;
+	}
+	e_debug(pc->event, "auth_failure key=%s failures=%u why=%s",
+		pc->rl_key_str, res.failures, why);
+	if (res.new_ban) {
+		e = event_create_passthrough(pc->event)->
+			set_name("portguard_ban")->
+			add_int("failures", res.failures)->
+			add_int("ban_secs", res.ban_secs)->
+			add_int("ban_level", res.ban_level)->
+			add_str("monitor", monitor ? "yes" : "no");
+		e_info(e->event(), "%sban key=%s failures=%u ban_secs=%u "
+		       "ban_level=%u port=%u", monitor ? "monitor: would " : "",
+		       pc->rl_key_str, res.failures, res.ban_secs,
+		       res.ban_level, pc->client->local_port);
+	}
+	if (res.banned && !monitor) {
+		portguard_client_refuse(pc, "banned", PORTGUARD_TEXT_BANNED,
+					portguard_client_ban_detail(pc, &res));
+	}
+}
+
+static void portguard_client_rl_success(struct portguard_client *pc)
+{
+	const char *error;
+
+	if (portguard_state_success(portguard_runtime.state, &pc->rl_key,
+				    ioloop_time, &error) < 0)
+		portguard_client_state_error(pc, "success", error);
+}
+
 /* ---- vfunc overrides ---- */
 
 static void portguard_client_notify_auth_ready(struct client *client)
 {
 	struct portguard_client *pc = portguard_client_get(client);
 
-	if (pc->refused) {
+	if (pc->refused && !pc->refuse_after_handshake) {
 		/* no greeting: the 421 is on its way */
 		return;
 	}
@@ -287,6 +460,8 @@ portguard_client_sasl_filter_mech(struct client *client,
 		return FALSE;
 	if (pc->refused)
 		return FALSE;
+	if (client->authenticating)
+		pc->auth_in_progress = TRUE;
 	if (pc->module_ctx.super.sasl_filter_mech == NULL)
 		return TRUE;
 	return pc->module_ctx.super.sasl_filter_mech(client, mech);
@@ -335,6 +510,13 @@ portguard_client_auth_result(struct client *client,
 	e_debug(e->event(), "auth_finished port=%u result=%s user=%s",
 		client->local_port, name, user);
 
+	pc->auth_in_progress = FALSE;
+	if (pc->rl_active) {
+		if (portguard_auth_result_is_failure(result))
+			portguard_client_rl_failure(pc, name);
+		else if (result == CLIENT_AUTH_RESULT_SUCCESS)
+			portguard_client_rl_success(pc);
+	}
 	pc->module_ctx.super.auth_result(client, result, reply, text);
 }
 
@@ -345,6 +527,11 @@ static void portguard_client_destroy(struct client *client)
 	if (pc->to_tls != NULL) {
 		/* disconnected right after the handshake: still log it */
 		portguard_client_tls_established(pc);
+	}
+	if (pc->auth_in_progress && pc->rl_active && !client->login_success) {
+		/* gave up in the middle of a SASL exchange */
+		pc->auth_in_progress = FALSE;
+		portguard_client_rl_failure(pc, "disconnected");
 	}
 	timeout_remove(&pc->to_refuse);
 	io_remove(&pc->io_handshake);
@@ -409,7 +596,7 @@ static bool portguard_client_read_policy(struct client *client,
 		*policy_r = portguard_runtime.policy;
 		return TRUE;
 	}
-	if (portguard_config_read(&client->local_ip, &client->ip,
+	if (portguard_config_read(NULL, NULL, &client->local_ip, &client->ip,
 				  client->local_name, policy_r,
 				  &uses_filters, &error) < 0) {
 		e_error(client->event, "portguard: %s", error);
@@ -479,4 +666,6 @@ void portguard_client_allocated(struct client *client)
 		portguard_client_watch_tls(pc);
 		break;
 	}
+	if (!pc->refused && portguard_runtime.rl.mode != PORTGUARD_RL_OFF)
+		portguard_client_rl_connect(pc, &remote);
 }

@@ -10,7 +10,9 @@
 #include "portguard-settings.h"
 #include "portguard-config.h"
 
-int portguard_config_read(const struct ip_addr *local_ip,
+int portguard_config_read(pool_t pool,
+			  const struct portguard_settings **set_r,
+			  const struct ip_addr *local_ip,
 			  const struct ip_addr *remote_ip,
 			  const char *local_name,
 			  struct portguard_policy *policy_r,
@@ -64,5 +66,7 @@ int portguard_config_read(const struct ip_addr *local_ip,
 		*error_r = t_strdup(error);
 		return -1;
 	}
+	if (set_r != NULL)
+		*set_r = settings_dup(&portguard_setting_parser_info, set, pool);
 	return 0;
 }

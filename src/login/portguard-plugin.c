@@ -14,7 +14,11 @@
 #include "portguard-client.h"
 #include "portguard-plugin.h"
 
+#include "ioloop.h"
+#include "portguard-settings.h"
+
 #include <fcntl.h>
+
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -111,22 +115,94 @@ static void portguard_check_listeners(void)
 	}
 }
 
+bool portguard_log_throttle(const char *kind, unsigned int interval_secs)
+{
+	const char *marker = t_strdup_printf("portguard-throttle-%s", kind);
+	struct stat st;
+
+	/* the login process is chrooted by now: work relative to the
+	   base_dir descriptor opened in init */
+	if (portguard_runtime.base_dir_fd == -1)
+		return TRUE;
+	if (fstatat(portguard_runtime.base_dir_fd, marker, &st, 0) == 0) {
+		if (st.st_mtime + (time_t)interval_secs > ioloop_time)
+			return FALSE;
+		(void)utimensat(portguard_runtime.base_dir_fd, marker,
+				NULL, 0);
+		return TRUE;
+	}
+	return TRUE;
+}
+
+/* Create the throttle marker (as root, in init) so that the unprivileged
+   login process can later update its time. */
+static void portguard_log_throttle_prepare(const char *kind)
+{
+	const char *marker = t_strdup_printf("portguard-throttle-%s", kind);
+	const struct timespec epoch[2] = { { 0, 0 }, { 0, 0 } };
+	int fd;
+
+	if (portguard_runtime.base_dir_fd == -1)
+		return;
+	fd = openat(portguard_runtime.base_dir_fd, marker,
+		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	if (fd == -1)
+		return;
+	(void)fchmod(fd, 0666);
+	/* "last logged" long ago: the first message goes out */
+	(void)futimens(fd, epoch);
+	i_close_fd(&fd);
+}
+
+static void portguard_rl_init(const struct portguard_settings *set)
+{
+	const struct master_service_settings *mset =
+		master_service_settings_get(master_service);
+	const char *warning, *error;
+
+	if (portguard_rl_settings_parse(set, &portguard_runtime.rl,
+					&error) < 0)
+		i_fatal("portguard: %s", error);
+	if (portguard_runtime.rl.mode == PORTGUARD_RL_OFF)
+		return;
+	portguard_log_throttle_prepare(PORTGUARD_THROTTLE_STATE_ERROR);
+	if (portguard_state_open(set, &portguard_runtime.rl, mset->state_dir,
+				 &portguard_runtime.state, &warning,
+				 &error) < 0) {
+		/* never take the login service down with us: run without
+		   rate limiting and say so */
+		i_error("portguard: %s - rate limiting disabled", error);
+		return;
+	}
+	if (warning != NULL)
+		i_warning("portguard: %s", warning);
+}
+
 void portguard_plugin_init(struct module *module)
 {
+	const struct portguard_settings *set;
+	pool_t pool;
 	const char *error;
 
 	i_zero(&portguard_runtime);
 	portguard_runtime.module = module;
+	portguard_runtime.base_dir_fd = -1;
 	if (strcmp(login_binary->protocol, "submission") != 0) {
 		/* loaded by another login process (e.g. login_plugins set
 		   globally): stay out of its way */
 		return;
 	}
-	if (portguard_config_read(NULL, NULL, NULL, &portguard_runtime.policy,
+	pool = pool_alloconly_create("portguard settings", 1024);
+	if (portguard_config_read(pool, &set, NULL, NULL, NULL,
+				  &portguard_runtime.policy,
 				  &portguard_runtime.per_client_settings,
 				  &error) < 0)
 		i_fatal("portguard: %s", error);
+	portguard_runtime.base_dir_fd =
+		open(master_service_settings_get(master_service)->base_dir,
+		     O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	portguard_check_listeners();
+	portguard_rl_init(set);
 	login_client_hooks_add(module, &portguard_login_hooks);
 	portguard_runtime.hooks_added = TRUE;
 }
@@ -135,4 +211,6 @@ void portguard_plugin_deinit(void)
 {
 	if (portguard_runtime.hooks_added)
 		login_client_hooks_remove(&portguard_login_hooks);
+	portguard_state_close(&portguard_runtime.state);
+	i_close_fd(&portguard_runtime.base_dir_fd);
 }

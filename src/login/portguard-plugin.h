@@ -2,6 +2,7 @@
 #define PORTGUARD_PLUGIN_H
 
 #include "portguard-policy.h"
+#include "portguard-state.h"
 
 struct module;
 
@@ -15,7 +16,21 @@ struct portguard_runtime {
 	   for each client with its addresses */
 	bool per_client_settings;
 	bool hooks_added;
+
+	/* failed-AUTH rate limiting; state is NULL when it is off */
+	struct portguard_rl_settings rl;
+	struct portguard_state *state;
+	/* base_dir, opened before chroot, for cross-process log throttling
+	   markers */
+	int base_dir_fd;
 };
+
+#define PORTGUARD_THROTTLE_STATE_ERROR "state-error"
+
+/* TRUE if a message of this kind may be logged now: at most once per
+   interval_secs across all login processes (a marker file's mtime in
+   base_dir). */
+bool portguard_log_throttle(const char *kind, unsigned int interval_secs);
 
 extern struct portguard_runtime portguard_runtime;
 

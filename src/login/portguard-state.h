@@ -1,0 +1,76 @@
+#ifndef PORTGUARD_STATE_H
+#define PORTGUARD_STATE_H
+
+/* Where failure counts and bans live, for all login processes at once:
+   "shm" (a shared table file in state_dir, the default) or "dict:<uri>"
+   (Dovecot's dict layer, e.g. Redis, for clusters). Opened once per
+   process in plugin init (as root, before chroot). */
+
+#include "portguard-ratelimit.h"
+
+struct portguard_settings;
+
+enum portguard_rl_mode {
+	PORTGUARD_RL_OFF = 0,
+	PORTGUARD_RL_MONITOR,
+	PORTGUARD_RL_ENFORCE,
+};
+
+/* Rate-limit settings in usable form. */
+struct portguard_rl_settings {
+	enum portguard_rl_mode mode;
+	struct portguard_rl_config config;
+	unsigned int ipv4_prefix, ipv6_prefix;
+	struct portguard_netlist exempt_networks;
+	/* implicit TLS: close a banned client before the handshake */
+	bool ban_drop;
+	/* backend down: refuse instead of letting logins go on */
+	bool fail_closed;
+	unsigned int timeout_msecs;
+};
+
+struct portguard_state_result {
+	/* banned now (check), or after this failure (fail) */
+	bool banned;
+	/* this failure started a ban */
+	bool new_ban;
+	unsigned int remaining_secs;
+	unsigned int ban_secs;
+	unsigned int ban_level;
+	unsigned int failures;
+};
+
+struct portguard_state;
+
+/* Parse the rate-limit part of set. -1 with *error_r naming the key. */
+int portguard_rl_settings_parse(const struct portguard_settings *set,
+				struct portguard_rl_settings *rl_r,
+				const char **error_r);
+
+/* Open the backend named by set->portguard_state. state_dir is Dovecot's
+   state_dir (default place of the shm file). *warning_r is set if
+   something worth logging happened (a corrupt table rebuilt). */
+int portguard_state_open(const struct portguard_settings *set,
+			 const struct portguard_rl_settings *rl,
+			 const char *state_dir,
+			 struct portguard_state **state_r,
+			 const char **warning_r, const char **error_r);
+void portguard_state_close(struct portguard_state **state);
+
+/* Is key banned at now? 0 with *result_r, -1 with *error_r (backend
+   unusable or too slow). */
+int portguard_state_check(struct portguard_state *state,
+			  const struct portguard_rl_key *key, uint32_t now,
+			  struct portguard_state_result *result_r,
+			  const char **error_r);
+/* Count a failed AUTH for key at now. */
+int portguard_state_fail(struct portguard_state *state,
+			 const struct portguard_rl_key *key, uint32_t now,
+			 struct portguard_state_result *result_r,
+			 const char **error_r);
+/* A successful AUTH: forget key's failures. */
+int portguard_state_success(struct portguard_state *state,
+			    const struct portguard_rl_key *key, uint32_t now,
+			    const char **error_r);
+
+#endif

@@ -1,0 +1,719 @@
+#!/usr/bin/python3
+"""Test harness for portguard: a private Dovecot submission/imap instance.
+
+Used by the pytest suite (tests/integration/test_*.py) and by demo.sh:
+
+    /usr/bin/python3 tests/integration/pgdovecot.py demo [--dir DIR]
+
+Everything lives in one private directory: base_dir, state_dir, the log
+file, a self-signed certificate, a passwd-file with one user and the
+messages received by the SMTP sink that Dovecot relays to.  Only the
+Dovecot master started here (`dovecot -F`, tracked by its pid) is ever
+stopped.  Needs root (Dovecot drops to its own users).
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import socketserver
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+USER = "demo@example.org"
+PASSWORD = "demo-password"
+
+# Where the private instance listens.  The client side uses other loopback
+# source addresses (127.0.0.2, ...): 127.0.0.1 -> 127.0.0.1 is "secured" for
+# Dovecot and would bypass every TLS rule.
+LISTEN = "127.0.0.1"
+CLIENT_ADDR = "127.0.0.2"
+
+
+def env_int(name, default):
+    val = os.environ.get(name)
+    return int(val) if val else default
+
+
+def default_ports(base=None):
+    """Ports of one instance: PORTGUARD_TEST_PORT_BASE + well-known port."""
+    if base is None:
+        base = env_int("PORTGUARD_TEST_PORT_BASE", 10000)
+    return {
+        "implicit": base + 465,        # ssl = yes, guarded (implicit role)
+        "implicit_plain": base + 466,  # no ssl, but in implicit_tls_ports
+        "starttls": base + 587,        # guarded (STARTTLS role)
+        "unguarded": base + 25,        # in no portguard list
+        "imap": base + 143,            # imap-login, plugin not loaded there
+    }
+
+
+def repo_root():
+    return os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def builddir():
+    return os.path.abspath(os.environ.get("PORTGUARD_BUILDDIR") or repo_root())
+
+
+def plugin_dir():
+    """Directory holding lib20_portguard_plugin.so (the build's .libs)."""
+    d = os.environ.get("PORTGUARD_PLUGIN_DIR")
+    if d:
+        return d
+    return os.path.join(builddir(), ".libs")
+
+
+def dovecot_bin(name):
+    sbindir = os.environ.get("DOVECOT_SBINDIR")
+    if name == "dovecot" and sbindir and os.path.exists(os.path.join(sbindir, name)):
+        return os.path.join(sbindir, name)
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
+    return found or name
+
+
+# --------------------------------------------------------------------------
+# SMTP sink: what Dovecot's submission service relays to.
+
+
+class _SinkHandler(socketserver.StreamRequestHandler):
+    timeout = 60
+
+    def send(self, line):
+        self.wfile.write(line.encode() + b"\r\n")
+        self.wfile.flush()
+
+    def handle(self):
+        sink = self.server.sink
+        self.send("220 sink.test ESMTP portguard test sink")
+        mail_from, rcpts = None, []
+        while True:
+            raw = self.rfile.readline(65536)
+            if not raw:
+                return
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            sink.record_command(line)
+            verb = line.split(" ", 1)[0].upper()
+            if verb in ("EHLO", "LHLO"):
+                self.send("250-sink.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
+                          "250 ENHANCEDSTATUSCODES")
+            elif verb == "HELO":
+                self.send("250 sink.test")
+            elif verb == "MAIL":
+                mail_from, rcpts = line[10:].strip(), []
+                self.send("250 2.1.0 Ok")
+            elif verb == "RCPT":
+                rcpts.append(line[8:].strip())
+                self.send("250 2.1.5 Ok")
+            elif verb == "DATA":
+                if mail_from is None or not rcpts:
+                    self.send("503 5.5.1 Bad sequence of commands")
+                    continue
+                self.send("354 End data with <CR><LF>.<CR><LF>")
+                data = []
+                while True:
+                    dl = self.rfile.readline(1 << 20)
+                    if not dl:
+                        return
+                    if dl in (b".\r\n", b".\n"):
+                        break
+                    if dl.startswith(b".."):
+                        dl = dl[1:]
+                    data.append(dl)
+                n = sink.store(mail_from, rcpts, b"".join(data))
+                self.send("250 2.0.0 Ok: queued as SINK%d" % n)
+                mail_from, rcpts = None, []
+            elif verb == "RSET":
+                mail_from, rcpts = None, []
+                self.send("250 2.0.0 Ok")
+            elif verb == "NOOP":
+                self.send("250 2.0.0 Ok")
+            elif verb == "QUIT":
+                self.send("221 2.0.0 Bye")
+                return
+            else:
+                self.send("502 5.5.2 Command not recognized")
+
+
+class _SinkServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class SmtpSink:
+    """Threaded SMTP server that stores every message as DIR/msg-N.json."""
+
+    def __init__(self, directory, host=LISTEN, port=0):
+        self.dir = directory
+        os.makedirs(self.dir, exist_ok=True)
+        self.server = _SinkServer((host, port), _SinkHandler)
+        self.server.sink = self
+        self.host, self.port = self.server.server_address[:2]
+        self.lock = threading.Lock()
+        self.count = 0
+        self.thread = None
+
+    def record_command(self, line):
+        with self.lock, open(os.path.join(self.dir, "commands.log"), "a") as f:
+            f.write(line + "\n")
+
+    def store(self, mail_from, rcpts, data):
+        with self.lock:
+            self.count += 1
+            n = self.count
+            path = os.path.join(self.dir, "msg-%d.json" % n)
+            with open(path + ".tmp", "w") as f:
+                json.dump({"mail_from": mail_from, "rcpt_to": rcpts,
+                           "data": data.decode("utf-8", "replace")}, f)
+            os.rename(path + ".tmp", path)
+        return n
+
+    def messages(self):
+        out = []
+        for name in sorted(os.listdir(self.dir),
+                           key=lambda n: (len(n), n)):
+            if name.startswith("msg-") and name.endswith(".json"):
+                with open(os.path.join(self.dir, name)) as f:
+                    out.append(json.load(f))
+        return out
+
+    def wait_for(self, predicate, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for m in self.messages():
+                if predicate(m):
+                    return m
+            time.sleep(0.1)
+        return None
+
+    def start(self):
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       name="smtp-sink", daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# --------------------------------------------------------------------------
+# Dovecot instance
+
+
+CONF_TEMPLATE = """\
+# Generated by tests/integration/pgdovecot.py -- private test instance
+base_dir = {d}/run
+state_dir = {d}/state
+instance_name = portguard-{name}
+log_path = {d}/dovecot.log
+info_log_path = {d}/dovecot.log
+debug_log_path = {d}/dovecot.log
+log_timestamp = "%Y-%m-%d %H:%M:%S "
+
+protocols = {protocols}
+listen = {listen}
+hostname = mail.example.org
+shutdown_clients = yes
+
+ssl = yes
+ssl_cert = <{d}/tls/cert.pem
+ssl_key = <{d}/tls/key.pem
+# Dovecot itself allows TLSv1/1.1 so that refusing old TLS is portguard's job
+ssl_min_protocol = TLSv1
+ssl_cipher_list = DEFAULT:@SECLEVEL=0
+ssl_prefer_server_ciphers = yes
+
+# Dovecot itself allows cleartext AUTH: refusing it is portguard's job
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_verbose = yes
+auth_failure_delay = 1 secs
+login_trusted_networks = {trusted}
+
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {d}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={d}/home/%u
+}}
+mail_location = maildir:~/Maildir
+
+submission_relay_host = {sink_host}
+submission_relay_port = {sink_port}
+submission_relay_trusted = no
+submission_relay_ssl = no
+
+service submission-login {{
+  inet_listener submission {{
+    port = {ports[starttls]}
+  }}
+  inet_listener submissions {{
+    port = {ports[implicit]}
+    ssl = yes
+  }}
+  inet_listener submissions_plain {{
+    port = {ports[implicit_plain]}
+  }}
+  inet_listener submission_unguarded {{
+    port = {ports[unguarded]}
+  }}
+}}
+{imap_service}service submission {{
+  process_limit = 64
+}}
+
+metric portguard_tls {{
+  filter = event=portguard_tls_established
+  group_by = tls_protocol
+}}
+metric portguard_refused {{
+  filter = event=portguard_connection_refused
+  group_by = reason
+}}
+metric portguard_auth {{
+  filter = event=portguard_auth_finished
+  group_by = result
+}}
+{plugin_conf}
+{extra}
+"""
+
+IMAP_SERVICE_TEMPLATE = """\
+service imap-login {{
+  inet_listener imap {{
+    port = {ports[imap]}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+"""
+
+PLUGIN_CONF_TEMPLATE = """\
+login_plugin_dir = {plugin_dir}
+protocol submission {{
+  login_plugins = portguard
+}}
+portguard_implicit_tls_ports = {ports[implicit]} {ports[implicit_plain]}
+portguard_starttls_ports = {ports[starttls]}
+portguard_tls_exempt_networks = {exempt}
+portguard_min_tls_protocol = {min_tls}
+portguard_log_tls = {log_tls}
+"""
+
+
+def run(cmd, check=True, **kw):
+    kw.setdefault("stdout", subprocess.PIPE)
+    kw.setdefault("stderr", subprocess.PIPE)
+    kw.setdefault("text", True)
+    r = subprocess.run(cmd, **kw)
+    if check and r.returncode != 0:
+        raise RuntimeError("%s failed (%d): %s%s" % (" ".join(cmd), r.returncode,
+                                                   r.stdout, r.stderr))
+    return r
+
+
+def wait_port(host, port, timeout=20.0, proc=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("dovecot exited with %s" % proc.returncode)
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("port %s:%d did not open" % (host, port))
+
+
+class Dovecot:
+    """One private Dovecot instance (submission + imap) with an SMTP sink."""
+
+    def __init__(self, name="main", plugin=None, ports=None, exempt="",
+                 trusted="", extra_conf="", directory=None, keep=None,
+                 imap=True, min_tls="TLSv1.2", log_tls="yes"):
+        if plugin is None:
+            plugin = os.environ.get("PORTGUARD_TEST_NO_PLUGIN") != "1"
+        self.name = name
+        self.plugin = plugin
+        self.ports = ports or default_ports()
+        self.exempt = exempt
+        self.trusted = trusted
+        self.extra_conf = extra_conf
+        self.imap = imap
+        self.min_tls = min_tls
+        self.log_tls = log_tls
+        if not imap:
+            self.ports = dict(self.ports)
+            self.ports.pop("imap", None)
+        self.keep = (os.environ.get("PORTGUARD_TEST_KEEP") == "1") if keep is None else keep
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+            self.dir = os.path.abspath(directory)
+            self.own_dir = False
+        else:
+            self.dir = tempfile.mkdtemp(prefix="portguard-%s-" % name)
+            self.own_dir = True
+        os.chmod(self.dir, 0o755)
+        self.conf = os.path.join(self.dir, "dovecot.conf")
+        self.log = os.path.join(self.dir, "dovecot.log")
+        self.proc = None
+        self.sink = None
+
+    # -- setup ------------------------------------------------------------
+    def _make_cert(self):
+        tls = os.path.join(self.dir, "tls")
+        os.makedirs(tls, exist_ok=True)
+        cert, key = os.path.join(tls, "cert.pem"), os.path.join(tls, "key.pem")
+        if not (os.path.exists(cert) and os.path.exists(key)):
+            run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                 "-sha256", "-days", "30", "-subj", "/CN=mail.example.org",
+                 "-addext", "subjectAltName=DNS:mail.example.org,DNS:localhost,IP:127.0.0.1",
+                 "-keyout", key, "-out", cert])
+        os.chmod(key, 0o600)
+        self.cert = cert
+
+    def _make_users(self):
+        with open(os.path.join(self.dir, "passwd"), "w") as f:
+            f.write("%s:{PLAIN}%s::::::\n" % (USER, PASSWORD))
+        os.chmod(os.path.join(self.dir, "passwd"), 0o644)
+        home = os.path.join(self.dir, "home")
+        os.makedirs(home, exist_ok=True)
+        os.chmod(home, 0o1777)
+
+    def config_text(self, extra=None, plugin_conf=None):
+        if plugin_conf is None:
+            plugin_conf = ""
+            if self.plugin:
+                plugin_conf = PLUGIN_CONF_TEMPLATE.format(
+                    plugin_dir=plugin_dir(), ports=self.ports, exempt=self.exempt,
+                    min_tls=self.min_tls, log_tls=self.log_tls)
+        return CONF_TEMPLATE.format(
+            d=self.dir, name=self.name, listen=LISTEN, trusted=self.trusted,
+            sink_host=self.sink.host if self.sink else LISTEN,
+            sink_port=self.sink.port if self.sink else 25,
+            ports=self.ports, plugin_conf=plugin_conf,
+            protocols="submission imap" if self.imap else "submission",
+            imap_service=IMAP_SERVICE_TEMPLATE.format(ports=self.ports) if self.imap else "",
+            extra=self.extra_conf if extra is None else extra)
+
+    def write_config(self):
+        for sub in ("run", "state"):
+            os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
+        with open(self.conf, "w") as f:
+            f.write(self.config_text())
+
+    def check_ports_free(self):
+        for role, port in self.ports.items():
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((LISTEN, port))
+                except OSError as e:
+                    raise RuntimeError(
+                        "%s:%d (%s) is in use: %s. Is the demo (demo.sh) or "
+                        "another test run still running? Set "
+                        "PORTGUARD_TEST_PORT_BASE to use other ports."
+                        % (LISTEN, port, role, e))
+
+    def start(self, timeout=20):
+        self.check_ports_free()
+        self._make_cert()
+        self._make_users()
+        self.sink = SmtpSink(os.path.join(self.dir, "sink")).start()
+        self.write_config()
+        if self.plugin and not os.path.exists(
+                os.path.join(plugin_dir(), "lib20_portguard_plugin.so")):
+            raise RuntimeError("plugin not built: %s/lib20_portguard_plugin.so"
+                               % plugin_dir())
+        r = run([dovecot_bin("doveconf"), "-c", self.conf, "-n"], check=False)
+        if r.returncode != 0:
+            raise RuntimeError("doveconf rejects the test config:\n" + r.stderr)
+        self.logf = open(os.path.join(self.dir, "master.out"), "w")
+        self.proc = subprocess.Popen([dovecot_bin("dovecot"), "-F", "-c", self.conf],
+                                     stdout=self.logf, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        try:
+            for p in self.ports.values():
+                wait_port(LISTEN, p, timeout, self.proc)
+        except Exception:
+            self.stop()
+            raise RuntimeError("dovecot did not start:\n" + self.tail(40))
+        return self
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)   # only our own master
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if self.sink is not None:
+            self.sink.stop()
+            self.sink = None
+
+    def cleanup(self):
+        self.stop()
+        if self.own_dir and not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *a):
+        self.cleanup()
+
+    # -- log helpers --------------------------------------------------------
+    def log_text(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def log_size(self):
+        try:
+            return os.path.getsize(self.log)
+        except FileNotFoundError:
+            return 0
+
+    def log_since(self, offset):
+        try:
+            with open(self.log, errors="replace") as f:
+                f.seek(offset)
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, pattern, since=0, timeout=10.0):
+        """Wait until a log line (after byte offset `since`) matches; return it."""
+        rx = re.compile(pattern)
+        deadline = time.time() + timeout
+        while True:
+            for line in self.log_since(since).splitlines():
+                if rx.search(line):
+                    return line
+            if time.time() > deadline:
+                return None
+            time.sleep(0.1)
+
+    def tail(self, n=30):
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+    # -- tools ---------------------------------------------------------------
+    def doveconf(self, *args, conf=None):
+        return run([dovecot_bin("doveconf"), "-c", conf or self.conf] + list(args),
+                   check=False)
+
+    def doveadm(self, *args):
+        return run([dovecot_bin("doveadm"), "-c", self.conf] + list(args), check=False)
+
+
+# --------------------------------------------------------------------------
+# client helpers
+
+
+def tls_context(version=None):
+    """Unverified client context; version pins one TLS version ("TLSv1.1")."""
+    import ssl
+    import warnings
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if version:
+        v = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+             "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+             "TLSv1.3": ssl.TLSVersion.TLSv1_3}[version]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = v
+            ctx.maximum_version = v
+        if v < ssl.TLSVersion.TLSv1_2:
+            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    return ctx
+
+
+def plain_b64(user=USER, password=PASSWORD):
+    import base64
+    return base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
+
+
+class RawSMTP:
+    """Line-level SMTP client over a raw socket (for things smtplib hides)."""
+
+    def __init__(self, port, src=CLIENT_ADDR, host=LISTEN, timeout=15,
+                 implicit_tls=None):
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(src, 0))
+        if implicit_tls is not None:
+            self.sock = implicit_tls.wrap_socket(self.sock)
+        self.buf = b""
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def readline(self):
+        """One line without CRLF; None at EOF."""
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                if self.buf:
+                    line, self.buf = self.buf, b""
+                    return line.decode("utf-8", "replace")
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.rstrip(b"\r").decode("utf-8", "replace")
+
+    def reply(self):
+        """(code, [lines]) of one (multi-line) reply; (None, lines) at EOF."""
+        lines = []
+        while True:
+            line = self.readline()
+            if line is None:
+                return None, lines
+            lines.append(line)
+            if len(line) < 4 or line[3] != "-":
+                try:
+                    return int(line[:3]), lines
+                except ValueError:
+                    return None, lines
+
+    def cmd(self, line):
+        self.send(line + "\r\n")
+        return self.reply()
+
+    def read_until_eof(self, limit=10.0):
+        """Everything the server sends until it closes (or limit seconds)."""
+        import socket as _s
+        deadline = time.time() + limit
+        data = self.buf
+        self.buf = b""
+        while time.time() < deadline:
+            try:
+                chunk = self.sock.recv(65536)
+            except (_s.timeout, TimeoutError):
+                return data.decode("utf-8", "replace"), False
+            except OSError:
+                return data.decode("utf-8", "replace"), True
+            if not chunk:
+                return data.decode("utf-8", "replace"), True
+            data += chunk
+        return data.decode("utf-8", "replace"), False
+
+    def starttls(self, ctx):
+        self.sock = ctx.wrap_socket(self.sock)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+KV_RE = re.compile(r'(\w+)=(<[^>]*>|[^\s,]+)')
+
+
+def parse_kv(line):
+    """key=value pairs of a log line (values in <...> are unwrapped)."""
+    out = {}
+    for k, v in KV_RE.findall(line):
+        if v.startswith("<") and v.endswith(">"):
+            v = v[1:-1]
+        elif v.endswith(":"):      # "handshake_ms=3: user=<>, rip=..."
+            v = v[:-1]
+        out.setdefault(k, v)
+    return out
+
+
+# --------------------------------------------------------------------------
+# demo mode
+
+
+def stop_stale_master(directory, timeout=20):
+    """Stop a Dovecot master left over from an earlier run in directory (only
+    if its command line names this directory's dovecot.conf)."""
+    try:
+        with open(os.path.join(directory, "run", "master.pid")) as f:
+            pid = int(f.read().strip())
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            cmdline = f.read().split(b"\0")
+    except (OSError, ValueError):
+        return
+    conf = os.path.join(os.path.abspath(directory), "dovecot.conf").encode()
+    if conf not in cmdline:
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.time() + timeout
+    while time.time() < deadline and os.path.exists("/proc/%d" % pid):
+        time.sleep(0.1)
+
+
+def demo(args):
+    os.environ.setdefault("PORTGUARD_PLUGIN_DIR", args.plugin_dir)
+    marker = os.path.join(args.dir, ".portguard-demo")
+    if os.path.exists(args.dir):
+        if os.listdir(args.dir) and not os.path.exists(marker):
+            sys.exit("%s exists and is not a portguard demo dir; not touching it"
+                     % args.dir)
+        stop_stale_master(args.dir)
+        shutil.rmtree(args.dir)
+    os.makedirs(args.dir)
+    open(marker, "w").close()
+    dv = Dovecot(name="demo", ports=default_ports(10000), directory=args.dir,
+                 plugin=True, imap=False, keep=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    signal.signal(signal.SIGINT, lambda *a: stop.set())
+    dv.start()
+    with open(os.path.join(args.dir, "demo.pid"), "w") as f:
+        f.write("%d\n" % os.getpid())
+    with open(os.path.join(args.dir, "ready"), "w") as f:
+        f.write(json.dumps({"ports": dv.ports, "user": USER, "password": PASSWORD,
+                            "log": dv.log, "sink": dv.sink.dir,
+                            "master_pid": dv.proc.pid}) + "\n")
+    print("portguard demo running: dir=%s master_pid=%d sink=%s:%d"
+          % (args.dir, dv.proc.pid, dv.sink.host, dv.sink.port), flush=True)
+    try:
+        while not stop.is_set():
+            if dv.proc.poll() is not None:
+                print("dovecot exited (%s)" % dv.proc.returncode, flush=True)
+                break
+            stop.wait(1)
+    finally:
+        dv.stop()
+        try:
+            os.unlink(os.path.join(args.dir, "ready"))
+        except OSError:
+            pass
+        print("portguard demo stopped", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("demo", help="run a private instance until SIGTERM")
+    d.add_argument("--dir", default="/tmp/portguard-demo")
+    d.add_argument("--plugin-dir", default="/usr/lib/dovecot/modules/login",
+                   help="directory with lib20_portguard_plugin.so")
+    args = ap.parse_args()
+    if args.cmd == "demo":
+        demo(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+#!/bin/bash
+# Integration tests for portguard: a private Dovecot with the freshly built
+# plugin.  Called by `make check` (PORTGUARD_BUILDDIR / PORTGUARD_SRCDIR set);
+# defaults to the repository root.  Extra arguments go to pytest, e.g.
+#   tests/integration/run.sh -k starttls
+#
+# Runs itself again inside a private mount namespace and bind-mounts a copy of
+# Dovecot's settings module dir (plus our libportguard_settings.so) over it,
+# so that doveconf/config know the portguard_* keys without installing
+# anything system-wide.  Needs root.
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+srcdir=${PORTGUARD_SRCDIR:-$(cd "$here/../.." && pwd)}
+builddir=${PORTGUARD_BUILDDIR:-$srcdir}
+export PORTGUARD_SRCDIR="$srcdir" PORTGUARD_BUILDDIR="$builddir"
+python=/usr/bin/python3
+
+if [ "$(id -u)" != 0 ]; then
+	echo "run.sh: integration tests need root (Dovecot, bind mount); skipped" >&2
+	exit 77
+fi
+
+if [ -z "${PORTGUARD_IN_NS:-}" ]; then
+	export PORTGUARD_IN_NS=1
+	exec unshare -m --propagation private "$0" "$@"
+fi
+
+echo "dovecot --version: $(dovecot --version)"
+echo "openssl version: $(openssl version)"
+
+moduledir=${DOVECOT_MODULEDIR:-}
+if [ -z "$moduledir" ] || [ ! -d "$moduledir" ]; then
+	moduledir=$(pkg-config --variable=moduledir dovecot 2>/dev/null || true)
+fi
+if [ -z "$moduledir" ] || [ ! -d "$moduledir" ]; then
+	moduledir=/usr/lib/dovecot/modules
+fi
+settingsdir=$moduledir/settings
+
+plugin_so=$builddir/.libs/lib20_portguard_plugin.so
+settings_so=$builddir/.libs/libportguard_settings.so
+if [ "${PORTGUARD_TEST_NO_PLUGIN:-}" != 1 ]; then
+	for f in "$plugin_so" "$settings_so"; do
+		if [ ! -f "$f" ]; then
+			echo "run.sh: $f not built (run make first)" >&2
+			exit 99
+		fi
+	done
+fi
+
+missing=
+"$python" -c 'import pytest' 2>/dev/null || missing="$missing python3-pytest"
+for cmd in swaks openssl doveconf doveadm; do
+	command -v $cmd >/dev/null || missing="$missing $cmd"
+done
+perl -MNet::SSLeay -e 1 2>/dev/null || missing="$missing libnet-ssleay-perl"
+command -v unshare >/dev/null || missing="$missing util-linux"
+[ -x /usr/lib/dovecot/imap-login ] || missing="$missing dovecot-imapd"
+[ -x /usr/lib/dovecot/submission-login ] || missing="$missing dovecot-submissiond"
+if [ -n "$missing" ]; then
+	echo "run.sh: missing:$missing (see tests/integration/README.md)" >&2
+	exit 99
+fi
+
+tmp=$(mktemp -d /tmp/portguard-settings.XXXXXX)
+cleanup() {
+	umount "$settingsdir" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+mkdir -p "$tmp/settings"
+if [ -d "$settingsdir" ]; then
+	cp -a "$settingsdir"/. "$tmp/settings"/
+else
+	echo "run.sh: $settingsdir does not exist" >&2
+	exit 99
+fi
+if [ -f "$settings_so" ]; then
+	cp "$settings_so" "$tmp/settings/libportguard_settings.so"
+fi
+chmod 755 "$tmp" "$tmp/settings"
+mount --bind "$tmp/settings" "$settingsdir" || exit 99
+echo "settings modules ($settingsdir): $(ls "$settingsdir" | tr '\n' ' ')"
+
+export PYTHONDONTWRITEBYTECODE=1
+cd "$here"
+"$python" -m pytest -v -p no:cacheprovider -rfE "$here" "$@"
+rc=$?
+if [ $rc = 5 ]; then
+	echo "run.sh: pytest collected no tests" >&2
+	rc=1
+fi
+exit $rc
