@@ -10,10 +10,13 @@
 
    It creates a table of size_mib (default 128) MiB in a new directory
    under dir (default /tmp), inserts keys (default 1,000,000) IPv4 keys,
-   then measures lookups and updates (portguard_rl_fail() under the lock)
+   reports how many were evicted and the bytes per key (file size / keys)
+   and per slot (file size / capacity), then measures lookups and updates
+   (portguard_rl_fail() under the lock)
    on random keys in one process, and in 2 and 4 forked processes at once
    (per-process and total rates). Every operation includes the fstat()
-   check the table does before touching the mapping. The default run takes
+   check the table does before touching the mapping, two SipHash values
+   (the key's two candidate buckets) and locking both buckets' stripes. The default run takes
    well under 30 seconds. */
 
 #include "portguard-shm.h"
@@ -213,7 +216,7 @@ int main(int argc, char *argv[])
 	char dir[256], path[300], cmd[320];
 	uint64_t size;
 	double secs;
-	unsigned int i, p;
+	unsigned int i, p, used;
 	enum bench_op op;
 	int c, ret = 0;
 
@@ -242,9 +245,9 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "open: %s\n", error);
 		return 1;
 	}
-	printf("table: %u MiB, %u slots, %.1f bytes per key; "
+	printf("table: %u MiB, %u slots (%u-way buckets), %.1f bytes per slot; "
 	       "created in %.3f s\n", size_mib, portguard_shm_capacity(shm),
-	       (double)size / portguard_shm_capacity(shm),
+	       PORTGUARD_SHM_WAYS, (double)size / portguard_shm_capacity(shm),
 	       bench_time() - secs);
 	if (keys > portguard_shm_capacity(shm))
 		printf("note: more keys than slots, lookups will miss\n");
@@ -259,10 +262,12 @@ int main(int argc, char *argv[])
 		}
 	}
 	secs = bench_time() - secs;
+	used = portguard_shm_count(shm);
 	printf("insert %u keys: %.0f ops/s (%.0f ns/op); %u used slots "
-	       "(%.1f%% full)\n", keys, keys / secs, 1e9 * secs / keys,
-	       portguard_shm_count(shm),
-	       100.0 * portguard_shm_count(shm) / portguard_shm_capacity(shm));
+	       "(%.1f%% full), %u keys evicted; %.1f bytes per key\n",
+	       keys, keys / secs, 1e9 * secs / keys, used,
+	       100.0 * used / portguard_shm_capacity(shm),
+	       keys > used ? keys - used : 0, (double)size / keys);
 
 	printf("1 process, %u ops each:\n", ops);
 	for (op = BENCH_LOOKUP; op <= BENCH_UPDATE_HOT; op++) {

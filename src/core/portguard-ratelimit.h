@@ -16,8 +16,10 @@
 #include <stdint.h>
 #include "portguard-cidr.h"
 
-/* Most failures a window can hold: fail_limit is 1..this. */
-#define PORTGUARD_RL_MAX_LIMIT 20
+/* Most failures a window can hold: fail_limit is 1..this. Kept small so
+   that a key and its entry fit into one 112-byte slot of the shared
+   state table (portguard-shm.h): 16 gives an 80-byte entry. */
+#define PORTGUARD_RL_MAX_LIMIT 16
 
 struct portguard_rl_config {
 	unsigned int fail_limit; /* 1..PORTGUARD_RL_MAX_LIMIT */
@@ -55,7 +57,7 @@ enum portguard_rl_verdict {
 };
 
 /* Validate a configuration; -1 with *error_r naming the setting
-   ("portguard_auth_fail_limit: must be 1..20"). */
+   ("portguard_auth_fail_limit: must be 1..16"). */
 int portguard_rl_config_check(const struct portguard_rl_config *config,
 			      const char **error_r);
 

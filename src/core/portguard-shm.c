@@ -5,8 +5,15 @@
 
      0     struct portguard_shm_header (magic, sizes, secret, checksum)
      128   stripe_count lock stripes, 64 bytes each (a robust mutex)
-     8192  bucket_count buckets of PORTGUARD_SHM_WAYS 128-byte slots
+     8192  bucket_count buckets of PORTGUARD_SHM_WAYS 100-byte slots
            (the tail of the file after the last whole bucket is unused)
+
+   Two-choice hashing: a key has two candidate buckets, from two SipHash
+   values of the key (the same secret, different tweak bytes). An update
+   locks the stripes of both (the lower stripe index first, once if they
+   share a stripe), so a key is never in both buckets: it is looked for
+   in both, and only inserted (into the less loaded one, the first on a
+   tie) when it is in neither. Keys never move between buckets.
 
    Every field the table's geometry depends on is copied into the process
    at open and used from there, so a header scribbled over later cannot
@@ -36,8 +43,11 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 
-#define PORTGUARD_SHM_VERSION 1
-#define PORTGUARD_SHM_SLOT_SIZE 128
+/* 1: 128-byte slots, 8 ways, one bucket per key
+   2: 112-byte slots, 16 ways, two candidate buckets per key
+   3: 100-byte slots (no padding): more slots for the same size */
+#define PORTGUARD_SHM_VERSION 3
+#define PORTGUARD_SHM_SLOT_SIZE 100
 #define PORTGUARD_SHM_STRIPES_MAX 64
 #define PORTGUARD_SHM_STRIPE_SIZE 64
 #define PORTGUARD_SHM_STRIPES_OFFSET 128
@@ -78,12 +88,12 @@ struct portguard_shm_slot {
 	uint8_t used;
 	uint8_t unused;
 	struct portguard_rl_entry entry;
-	uint8_t pad[PORTGUARD_SHM_SLOT_SIZE - 20 -
-		    sizeof(struct portguard_rl_entry)];
 };
 
+/* a larger PORTGUARD_RL_MAX_LIMIT does not fit: 1,000,000 keys must fit
+   in 128 MiB with room to spare (see portguard-shm.h) */
 _Static_assert(sizeof(struct portguard_shm_slot) == PORTGUARD_SHM_SLOT_SIZE,
-	       "slots must be 128 bytes");
+	       "slots must be 100 bytes");
 _Static_assert(offsetof(struct portguard_shm_slot, entry) == 20,
 	       "slot layout changed");
 _Static_assert(sizeof(struct portguard_shm_stripe) ==
@@ -99,6 +109,13 @@ _Static_assert(PORTGUARD_SHM_MIN_SIZE >= PORTGUARD_SHM_HEADER_SIZE +
 _Static_assert((128ULL * 1024 * 1024 - PORTGUARD_SHM_HEADER_SIZE) /
 	       PORTGUARD_SHM_BUCKET_SIZE * PORTGUARD_SHM_WAYS >= 1000000,
 	       "1,000,000 keys must fit into 128 MiB");
+
+/* The two candidate buckets of a key and their stripes, stripe[0] <=
+   stripe[1]. bucket[0] == bucket[1] is possible (the key then has one). */
+struct portguard_shm_place {
+	unsigned int bucket[2];
+	unsigned int stripe[2];
+};
 
 struct portguard_shm {
 	char *path;
@@ -591,19 +608,38 @@ portguard_shm_bucket_slots(struct portguard_shm *shm, unsigned int bucket)
 	return &shm->slots[(size_t)bucket * PORTGUARD_SHM_WAYS];
 }
 
-static unsigned int
-portguard_shm_bucket(const struct portguard_shm *shm,
-		     const struct portguard_rl_key *key)
+/* Map the top 32 bits of a hash onto 0..bucket_count-1 without a
+   division. */
+static unsigned int portguard_shm_hash_bucket(const struct portguard_shm *shm,
+					      uint64_t hash)
 {
-	uint8_t data[2 + sizeof(key->addr.bytes)];
-	uint64_t hash;
-
-	data[0] = key->addr.family;
-	data[1] = key->prefix;
-	memcpy(data + 2, key->addr.bytes, sizeof(key->addr.bytes));
-	hash = portguard_siphash24(shm->secret, data, sizeof(data));
-	/* map the top 32 bits onto 0..bucket_count-1 without a division */
 	return (unsigned int)(((hash >> 32) * shm->bucket_count) >> 32);
+}
+
+/* The key's two candidate buckets: two keyed hashes of the key, told
+   apart by a leading tweak byte, so the second bucket is independent of
+   the first (and an attacker knowing neither cannot aim at either). */
+static void portguard_shm_place(const struct portguard_shm *shm,
+				const struct portguard_rl_key *key,
+				struct portguard_shm_place *place_r)
+{
+	uint8_t data[3 + sizeof(key->addr.bytes)];
+	unsigned int i, tmp;
+
+	data[1] = key->addr.family;
+	data[2] = key->prefix;
+	memcpy(data + 3, key->addr.bytes, sizeof(key->addr.bytes));
+	for (i = 0; i < 2; i++) {
+		data[0] = (uint8_t)(i + 1);
+		place_r->bucket[i] = portguard_shm_hash_bucket(shm,
+			portguard_siphash24(shm->secret, data, sizeof(data)));
+		place_r->stripe[i] = place_r->bucket[i] % shm->stripe_count;
+	}
+	if (place_r->stripe[0] > place_r->stripe[1]) {
+		tmp = place_r->stripe[0];
+		place_r->stripe[0] = place_r->stripe[1];
+		place_r->stripe[1] = tmp;
+	}
 }
 
 static void portguard_shm_slot_clear(struct portguard_shm_slot *slot)
@@ -664,6 +700,31 @@ static void portguard_shm_unlock(struct portguard_shm *shm,
 	(void)pthread_mutex_unlock(&shm->stripes[stripe].mutex);
 }
 
+/* Lock the stripes of both candidate buckets, always the lower stripe
+   index first (every process locks in the same order: no deadlock), and a
+   shared stripe once. */
+static int portguard_shm_lock_place(struct portguard_shm *shm,
+				    const struct portguard_shm_place *place,
+				    const char **error_r)
+{
+	if (portguard_shm_lock(shm, place->stripe[0], error_r) < 0)
+		return -1;
+	if (place->stripe[1] != place->stripe[0] &&
+	    portguard_shm_lock(shm, place->stripe[1], error_r) < 0) {
+		portguard_shm_unlock(shm, place->stripe[0]);
+		return -1;
+	}
+	return 0;
+}
+
+static void portguard_shm_unlock_place(struct portguard_shm *shm,
+				       const struct portguard_shm_place *place)
+{
+	if (place->stripe[1] != place->stripe[0])
+		portguard_shm_unlock(shm, place->stripe[1]);
+	portguard_shm_unlock(shm, place->stripe[0]);
+}
+
 static struct portguard_shm_slot *
 portguard_shm_find(struct portguard_shm_slot *slots,
 		   const struct portguard_rl_key *key)
@@ -678,26 +739,77 @@ portguard_shm_find(struct portguard_shm_slot *slots,
 	return NULL;
 }
 
-/* A slot for a new key in a bucket: a free one, else the stalest one not
-   banned at now, else the one whose ban ends first. */
+/* The key's slot in either candidate bucket (the place is locked). */
 static struct portguard_shm_slot *
-portguard_shm_victim(struct portguard_shm_slot *slots, uint32_t now)
+portguard_shm_find_place(struct portguard_shm *shm,
+			 const struct portguard_shm_place *place,
+			 const struct portguard_rl_key *key)
+{
+	struct portguard_shm_slot *slot;
+
+	slot = portguard_shm_find(portguard_shm_bucket_slots(shm,
+							     place->bucket[0]),
+				  key);
+	if (slot == NULL && place->bucket[1] != place->bucket[0]) {
+		slot = portguard_shm_find(
+			portguard_shm_bucket_slots(shm, place->bucket[1]),
+			key);
+	}
+	return slot;
+}
+
+static unsigned int
+portguard_shm_bucket_used(const struct portguard_shm_slot *slots)
+{
+	unsigned int i, used = 0;
+
+	for (i = 0; i < PORTGUARD_SHM_WAYS; i++)
+		used += slots[i].used == 1 ? 1 : 0;
+	return used;
+}
+
+/* A slot for a new key (the place is locked): the first free slot of the
+   less loaded candidate bucket (the first bucket on a tie); if both are
+   full, of all their slots the stalest one not banned at now, else the
+   one whose ban ends first. */
+static struct portguard_shm_slot *
+portguard_shm_victim(struct portguard_shm *shm,
+		     const struct portguard_shm_place *place, uint32_t now)
 {
 	struct portguard_shm_slot *stalest = NULL, *soonest = NULL;
-	unsigned int i;
+	struct portguard_shm_slot *buckets[2], *slots;
+	unsigned int used[2], b, i, nbuckets;
 
-	for (i = 0; i < PORTGUARD_SHM_WAYS; i++) {
-		const struct portguard_rl_entry *entry = &slots[i].entry;
+	buckets[0] = portguard_shm_bucket_slots(shm, place->bucket[0]);
+	buckets[1] = portguard_shm_bucket_slots(shm, place->bucket[1]);
+	nbuckets = place->bucket[1] != place->bucket[0] ? 2 : 1;
+	used[0] = portguard_shm_bucket_used(buckets[0]);
+	used[1] = nbuckets == 2 ? portguard_shm_bucket_used(buckets[1]) :
+		PORTGUARD_SHM_WAYS;
+	b = used[1] < used[0] ? 1 : 0;
+	if (used[b] < PORTGUARD_SHM_WAYS) {
+		for (i = 0; i < PORTGUARD_SHM_WAYS; i++) {
+			if (buckets[b][i].used != 1)
+				return &buckets[b][i];
+		}
+	}
 
-		if (slots[i].used != 1)
-			return &slots[i];
-		if (!portguard_rl_is_banned(entry, now, NULL)) {
-			if (stalest == NULL ||
-			    entry->last_seen < stalest->entry.last_seen)
-				stalest = &slots[i];
-		} else if (soonest == NULL ||
-			   entry->ban_until < soonest->entry.ban_until) {
-			soonest = &slots[i];
+	for (b = 0; b < nbuckets; b++) {
+		slots = buckets[b];
+		for (i = 0; i < PORTGUARD_SHM_WAYS; i++) {
+			const struct portguard_rl_entry *entry =
+				&slots[i].entry;
+
+			if (!portguard_rl_is_banned(entry, now, NULL)) {
+				if (stalest == NULL ||
+				    entry->last_seen <
+				    stalest->entry.last_seen)
+					stalest = &slots[i];
+			} else if (soonest == NULL ||
+				   entry->ban_until <
+				   soonest->entry.ban_until) {
+				soonest = &slots[i];
+			}
 		}
 	}
 	return stalest != NULL ? stalest : soonest;
@@ -708,21 +820,19 @@ int portguard_shm_update(struct portguard_shm *shm,
 			 bool create, portguard_shm_update_func_t *func,
 			 void *context, const char **error_r)
 {
-	struct portguard_shm_slot *slots, *slot;
+	struct portguard_shm_place place;
+	struct portguard_shm_slot *slot;
 	struct portguard_rl_entry entry;
-	unsigned int bucket, stripe;
 	bool created = false;
 	int ret = 1;
 
 	if (portguard_shm_check(shm, error_r) < 0)
 		return -1;
-	bucket = portguard_shm_bucket(shm, key);
-	stripe = bucket % shm->stripe_count;
-	if (portguard_shm_lock(shm, stripe, error_r) < 0)
+	portguard_shm_place(shm, key, &place);
+	if (portguard_shm_lock_place(shm, &place, error_r) < 0)
 		return -1;
 
-	slots = portguard_shm_bucket_slots(shm, bucket);
-	slot = portguard_shm_find(slots, key);
+	slot = portguard_shm_find_place(shm, &place, key);
 	if (slot != NULL)
 		entry = slot->entry;
 	else if (!create)
@@ -740,7 +850,9 @@ int portguard_shm_update(struct portguard_shm *shm,
 		} else {
 			entry.last_seen = now;
 			if (slot == NULL) {
-				slot = portguard_shm_victim(slots, now);
+				/* in neither bucket (both are locked):
+				   insert, never a second copy */
+				slot = portguard_shm_victim(shm, &place, now);
 				slot->used = 0;
 				slot->key = *key;
 			}
@@ -748,7 +860,7 @@ int portguard_shm_update(struct portguard_shm *shm,
 			slot->used = 1;
 		}
 	}
-	portguard_shm_unlock(shm, stripe);
+	portguard_shm_unlock_place(shm, &place);
 	return ret;
 }
 
@@ -757,23 +869,21 @@ int portguard_shm_lookup(struct portguard_shm *shm,
 			 struct portguard_rl_entry *entry_r,
 			 const char **error_r)
 {
+	struct portguard_shm_place place;
 	struct portguard_shm_slot *slot;
-	unsigned int bucket, stripe;
 	int ret = 0;
 
 	if (portguard_shm_check(shm, error_r) < 0)
 		return -1;
-	bucket = portguard_shm_bucket(shm, key);
-	stripe = bucket % shm->stripe_count;
-	if (portguard_shm_lock(shm, stripe, error_r) < 0)
+	portguard_shm_place(shm, key, &place);
+	if (portguard_shm_lock_place(shm, &place, error_r) < 0)
 		return -1;
-	slot = portguard_shm_find(portguard_shm_bucket_slots(shm, bucket),
-				  key);
+	slot = portguard_shm_find_place(shm, &place, key);
 	if (slot != NULL) {
 		*entry_r = slot->entry;
 		ret = 1;
 	}
-	portguard_shm_unlock(shm, stripe);
+	portguard_shm_unlock_place(shm, &place);
 	return ret;
 }
 

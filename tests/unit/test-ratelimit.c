@@ -317,7 +317,7 @@ static void test_rl_scenarios(void **state)
 /* The ring holds fail_limit failures however often it wraps around. */
 static void test_rl_ring_wraps(void **state)
 {
-	static const unsigned int limits[] = { 1, 2, 3, 7, 19, 20 };
+	static const unsigned int limits[] = { 1, 2, 3, 7, 15, 16 };
 	unsigned int i, j, secs;
 
 	(void)state;
@@ -409,11 +409,13 @@ struct config_row {
 static const struct config_row config_rows[] = {
 	{ "defaults", { 5, 600, 900, 86400 }, NULL },
 	{ "limit 1", { 1, 1, 1, 1 }, NULL },
-	{ "limit 20", { 20, 600, 900, 900 }, NULL },
+	{ "limit 16", { 16, 600, 900, 900 }, NULL },
 	{ "limit 0", { 0, 600, 900, 86400 },
-	  "portguard_auth_fail_limit: must be 1..20" },
-	{ "limit 21", { 21, 600, 900, 86400 },
-	  "portguard_auth_fail_limit: must be 1..20" },
+	  "portguard_auth_fail_limit: must be 1..16" },
+	{ "limit 17", { 17, 600, 900, 86400 },
+	  "portguard_auth_fail_limit: must be 1..16" },
+	{ "limit 20 (the old maximum)", { 20, 600, 900, 86400 },
+	  "portguard_auth_fail_limit: must be 1..16" },
 	{ "window 0", { 5, 0, 900, 86400 },
 	  "portguard_auth_fail_window: must be > 0" },
 	{ "duration 0", { 5, 600, 0, 86400 },

@@ -148,6 +148,15 @@ static bool kill_func(struct portguard_rl_entry *entry, bool created,
 	return true;
 }
 
+/* stores *(unsigned int *)context into last_ban_start */
+static bool set_func_plain(struct portguard_rl_entry *entry, bool created,
+			   void *context)
+{
+	(void)created;
+	entry->last_ban_start = *(const unsigned int *)context;
+	return true;
+}
+
 static void shm_set(struct portguard_shm *shm,
 		    const struct portguard_rl_key *key, uint32_t now,
 		    uint32_t counter, uint32_t ban_until)
@@ -239,9 +248,9 @@ static void test_shm_create_reopen(void **state)
 	assert_int_equal(stat(t->path, &st), 0);
 	assert_int_equal(st.st_size, SIZE_1M);
 	assert_int_equal(st.st_mode & 0777, 0640);
-	/* 1 MiB: a header of a few KiB, then 128-byte slots */
-	assert_true(portguard_shm_capacity(shm) <= SIZE_1M / 128);
-	assert_true(portguard_shm_capacity(shm) >= SIZE_1M / 128 - 128);
+	/* 1 MiB: a header of a few KiB, then 100-byte slots */
+	assert_true(portguard_shm_capacity(shm) <= SIZE_1M / 100);
+	assert_true(portguard_shm_capacity(shm) >= SIZE_1M / 100 - 200);
 	assert_int_equal(portguard_shm_capacity(shm) % PORTGUARD_SHM_WAYS, 0);
 	assert_int_equal(portguard_shm_count(shm), 0);
 	for (i = 0; i < 100; i++) {
@@ -436,41 +445,52 @@ static unsigned int shm_fill(struct portguard_shm *shm)
 	return 0;
 }
 
+/* The newcomer's two buckets are A and B; members[0..WAYS-1] are A's
+   keys and members[WAYS..2*WAYS-1] B's, each in slot order. */
+#define EVICT_MEMBERS (2 * PORTGUARD_SHM_WAYS)
+#define B(i) (PORTGUARD_SHM_WAYS + (i))
+#define NO_BAN INT32_MIN
+
+struct evict_set {
+	unsigned int member;
+	/* relative to now */
+	int last_seen, ban_until;
+};
+
 struct evict_row {
 	const char *label;
-	/* per bucket member: last_seen and ban_until, relative to now */
-	int last_seen[PORTGUARD_SHM_WAYS];
-	int ban_until[PORTGUARD_SHM_WAYS];
+	/* if true, every member is banned (member j until now + 500 + j),
+	   else none; every member's last_seen is now - 1 - j % 7 */
+	bool all_banned;
+	/* then these members are set like this */
+	unsigned int n_set;
+	struct evict_set set[4];
 	unsigned int evicted;
 };
 
-#define NO_BAN INT32_MIN
-#define NO_BANS { NO_BAN, NO_BAN, NO_BAN, NO_BAN, NO_BAN, NO_BAN, NO_BAN, \
-		  NO_BAN }
-#define LS_MIXED { -10, -20, -30, -80, -40, -50, -60, -70 }
-
 static const struct evict_row evict_rows[] = {
-	{ "the stalest goes", LS_MIXED, NO_BANS, 3 },
-	{ "the stalest is the first member", { -90, -20, -30, -80, -40, -50,
-	  -60, -70 }, NO_BANS, 0 },
-	{ "the stalest is the last member", { -10, -20, -30, -40, -50, -60,
-	  -70, -90 }, NO_BANS, 7 },
-	{ "a banned stalest stays", LS_MIXED,
-	  { NO_BAN, NO_BAN, NO_BAN, 100, NO_BAN, NO_BAN, NO_BAN, NO_BAN },
-	  7 },
-	{ "two banned stalest stay", LS_MIXED,
-	  { NO_BAN, NO_BAN, NO_BAN, 100, NO_BAN, NO_BAN, NO_BAN, 5 }, 6 },
-	{ "an expired ban is no ban", LS_MIXED,
-	  { NO_BAN, NO_BAN, NO_BAN, -5, NO_BAN, NO_BAN, NO_BAN, NO_BAN },
-	  3 },
-	{ "a ban ending now is no ban", LS_MIXED,
-	  { NO_BAN, NO_BAN, NO_BAN, 0, NO_BAN, NO_BAN, NO_BAN, NO_BAN }, 3 },
-	{ "only the freshest is not banned", LS_MIXED,
-	  { NO_BAN, 1, 1, 1, 1, 1, 1, 1 }, 0 },
-	{ "all banned: the ban ending first goes", LS_MIXED,
-	  { 500, 400, 300, 200, 100, 600, 700, 800 }, 4 },
-	{ "all banned: last_seen does not matter", LS_MIXED,
-	  { 10, 400, 300, 200, 100, 600, 700, 800 }, 0 },
+	{ "the stalest goes, in the first bucket", false, 2,
+	  { { 3, -80, NO_BAN }, { B(5), -70, NO_BAN } }, 3 },
+	{ "the stalest goes, in the second bucket", false, 2,
+	  { { 3, -70, NO_BAN }, { B(5), -80, NO_BAN } }, B(5) },
+	{ "the stalest is the first member", false, 2,
+	  { { 0, -90, NO_BAN }, { B(15), -80, NO_BAN } }, 0 },
+	{ "the stalest is the last member", false, 2,
+	  { { 0, -80, NO_BAN }, { B(15), -90, NO_BAN } }, B(15) },
+	{ "a banned stalest stays", false, 2,
+	  { { 3, -90, 100 }, { B(5), -80, NO_BAN } }, B(5) },
+	{ "banned stalest in both buckets stay", false, 3,
+	  { { 3, -90, 100 }, { B(5), -85, 5 }, { 10, -60, NO_BAN } }, 10 },
+	{ "an expired ban is no ban", false, 2,
+	  { { B(2), -90, -5 }, { 3, -80, NO_BAN } }, B(2) },
+	{ "a ban ending now is no ban", false, 2,
+	  { { B(2), -90, 0 }, { 3, -80, NO_BAN } }, B(2) },
+	{ "only the freshest is not banned", true, 1,
+	  { { B(9), 0, NO_BAN } }, B(9) },
+	{ "all banned: the ban ending first goes", true, 2,
+	  { { B(6), -5, 100 }, { 4, -5, 200 } }, B(6) },
+	{ "all banned: last_seen does not matter", true, 2,
+	  { { 4, 0, 100 }, { B(14), -90, 300 } }, 4 },
 };
 
 /* Which of keys[0..n-1] is no longer in the table? */
@@ -491,6 +511,92 @@ static unsigned int shm_missing(struct portguard_shm *shm,
 	return missing;
 }
 
+/* Insert newcomer into the full table, find the key it evicted among
+   keys[] (as iterated: bucket by bucket), then undo: the evicted key
+   goes back into its slot, the only free one. Returns the index of the
+   evicted key. */
+static unsigned int shm_probe(struct portguard_shm *shm,
+			      const struct portguard_rl_key *newcomer,
+			      const struct portguard_rl_key *keys,
+			      unsigned int capacity, uint32_t now)
+{
+	unsigned int evicted;
+
+	shm_set(shm, newcomer, now, 0, 0);
+	evicted = shm_missing(shm, keys, capacity);
+	shm_remove(shm, newcomer);
+	shm_set(shm, &keys[evicted], now, 0, 0);
+	assert_int_equal(portguard_shm_count(shm), capacity);
+	return evicted;
+}
+
+/* Where in the iteration order is key? */
+static unsigned int shm_position(struct portguard_shm *shm,
+				 const struct portguard_rl_key *key,
+				 struct portguard_rl_key *keys,
+				 unsigned int capacity)
+{
+	struct collect_ctx ctx = { keys, NULL, 0, capacity, 0, NULL };
+	const char *error;
+	unsigned int i;
+
+	assert_int_equal(portguard_shm_iterate(shm, collect_func, &ctx,
+					       &error), 0);
+	for (i = 0; i < ctx.count && i < capacity; i++) {
+		if (portguard_rl_key_equals(&keys[i], key))
+			return i;
+	}
+	fail_msg("key not iterated");
+	return 0;
+}
+
+/* Fill the table, then find a newcomer key and its two (distinct)
+   buckets' members: members[0..WAYS-1] in A, the rest in B, each in slot
+   order. keys[] gets the full table in iteration order. */
+static void shm_pair_setup(struct portguard_shm *shm,
+			   struct portguard_rl_key *keys,
+			   unsigned int capacity, uint32_t now,
+			   struct portguard_rl_key *newcomer_r,
+			   struct portguard_rl_key *members_r)
+{
+	struct collect_ctx ctx = { keys, NULL, 0, capacity, 0, NULL };
+	const char *error;
+	char addr[32];
+	unsigned int j, n, group_a = 0, group_b = 0;
+
+	(void)shm_fill(shm);
+	assert_int_equal(portguard_shm_iterate(shm, collect_func, &ctx,
+					       &error), 0);
+	assert_int_equal(ctx.count, capacity);
+
+	/* a full table iterates bucket by bucket: find the newcomer's two
+	   buckets from whom it pushes out. First the one with the stalest
+	   key; then, with all of that bucket fresh, the other. A newcomer
+	   whose two buckets are one (or look so) is replaced. */
+	for (n = 1; n < 100; n++) {
+		(void)snprintf(addr, sizeof(addr), "192.0.2.%u", n);
+		assert_int_equal(portguard_rl_key_parse(addr, 32, 64,
+							newcomer_r, &error),
+				 0);
+		group_a = shm_probe(shm, newcomer_r, keys, capacity, now) /
+			PORTGUARD_SHM_WAYS;
+		for (j = 0; j < PORTGUARD_SHM_WAYS; j++) {
+			shm_set(shm, &keys[group_a * PORTGUARD_SHM_WAYS + j],
+				now, 0, 0);
+		}
+		group_b = shm_probe(shm, newcomer_r, keys, capacity, now) /
+			PORTGUARD_SHM_WAYS;
+		if (group_b != group_a)
+			break;
+	}
+	assert_true(group_a != group_b);
+	memcpy(members_r, &keys[group_a * PORTGUARD_SHM_WAYS],
+	       PORTGUARD_SHM_WAYS * sizeof(*keys));
+	memcpy(members_r + PORTGUARD_SHM_WAYS,
+	       &keys[group_b * PORTGUARD_SHM_WAYS],
+	       PORTGUARD_SHM_WAYS * sizeof(*keys));
+}
+
 static void test_shm_eviction(void **state)
 {
 	struct shm_test *t = *state;
@@ -498,50 +604,111 @@ static void test_shm_eviction(void **state)
 						PORTGUARD_SHM_MIN_SIZE);
 	unsigned int capacity = portguard_shm_capacity(shm);
 	struct portguard_rl_key *keys = calloc(capacity, sizeof(*keys));
-	struct collect_ctx ctx = { keys, NULL, 0, capacity, 0, NULL };
-	const struct portguard_rl_key *members;
+	struct portguard_rl_key members[EVICT_MEMBERS];
 	struct portguard_rl_key newcomer;
-	const char *error;
 	uint32_t now = T0 + 10000000;
-	unsigned int i, j, evicted, group;
+	unsigned int i, j;
 
 	assert_non_null(keys);
-	(void)shm_fill(shm);
-	assert_int_equal(portguard_shm_iterate(shm, collect_func, &ctx,
-					       &error), 0);
-	assert_int_equal(ctx.count, capacity);
-
-	/* a full table iterates bucket by bucket: find the newcomer's
-	   bucket from whom it pushes out */
-	assert_int_equal(portguard_rl_key_parse("192.0.2.1", 32, 64,
-						&newcomer, &error), 0);
-	shm_set(shm, &newcomer, now, 0, 0);
-	evicted = shm_missing(shm, keys, capacity);
-	group = evicted / PORTGUARD_SHM_WAYS;
-	members = &keys[group * PORTGUARD_SHM_WAYS];
-	shm_remove(shm, &newcomer);
-	shm_set(shm, &keys[evicted], now, 0, 0);
-	assert_int_equal(portguard_shm_count(shm), capacity);
+	shm_pair_setup(shm, keys, capacity, now, &newcomer, members);
 
 	for (i = 0; i < N_ELEMENTS(evict_rows); i++) {
 		const struct evict_row *row = &evict_rows[i];
+		int last_seen[EVICT_MEMBERS], ban_until[EVICT_MEMBERS];
 
-		for (j = 0; j < PORTGUARD_SHM_WAYS; j++) {
+		for (j = 0; j < EVICT_MEMBERS; j++) {
+			last_seen[j] = -1 - (int)(j % 7);
+			ban_until[j] = row->all_banned ? 500 + (int)j : NO_BAN;
+		}
+		for (j = 0; j < row->n_set; j++) {
+			last_seen[row->set[j].member] = row->set[j].last_seen;
+			ban_until[row->set[j].member] = row->set[j].ban_until;
+		}
+		for (j = 0; j < EVICT_MEMBERS; j++) {
 			shm_set(shm, &members[j],
-				(uint32_t)((int64_t)now + row->last_seen[j]),
-				j, row->ban_until[j] == NO_BAN ? 0 :
-				(uint32_t)((int64_t)now + row->ban_until[j]));
+				(uint32_t)((int64_t)now + last_seen[j]),
+				j, ban_until[j] == NO_BAN ? 0 :
+				(uint32_t)((int64_t)now + ban_until[j]));
 		}
 		shm_set(shm, &newcomer, now, 99, 0);
 		CHECK_INT(row->label,
-			  shm_missing(shm, members, PORTGUARD_SHM_WAYS),
+			  shm_missing(shm, members, EVICT_MEMBERS),
 			  row->evicted);
 		CHECK_INT(row->label, shm_has(shm, &newcomer), true);
 		CHECK_INT(row->label, portguard_shm_count(shm), capacity);
-		/* back to the 8 members */
+		/* back to the 32 members: the evicted one's bucket has the
+		   only free slot */
 		shm_remove(shm, &newcomer);
 		shm_set(shm, &members[row->evicted], now, 0, 0);
 		CHECK_INT(row->label, portguard_shm_count(shm), capacity);
+	}
+
+	/* no eviction while either bucket has room: A full, 3 free in B,
+	   then the other way round */
+	for (i = 0; i < 2; i++) {
+		unsigned int base = i == 0 ? PORTGUARD_SHM_WAYS : 0;
+
+		for (j = 1; j <= 3; j++)
+			shm_remove(shm, &members[base + j]);
+		shm_set(shm, &newcomer, now, 99, 0);
+		CHECK_INT("room in one bucket", portguard_shm_count(shm),
+			  capacity - 2);
+		for (j = 0; j < EVICT_MEMBERS; j++) {
+			CHECK_INT("room in one bucket",
+				  shm_has(shm, &members[j]),
+				  j < base + 1 || j > base + 3);
+		}
+		shm_remove(shm, &newcomer);
+		/* each goes back where it was: every other bucket is full */
+		for (j = 1; j <= 3; j++)
+			shm_set(shm, &members[base + j], now, 0, 0);
+		CHECK_INT("room in one bucket", portguard_shm_count(shm),
+			  capacity);
+	}
+	free(keys);
+	portguard_shm_close(&shm);
+}
+
+/* The less loaded bucket takes a new key, whichever of the two it is. */
+static void test_shm_less_loaded(void **state)
+{
+	struct shm_test *t = *state;
+	struct portguard_shm *shm = shm_open_ok(t->path,
+						PORTGUARD_SHM_MIN_SIZE);
+	unsigned int capacity = portguard_shm_capacity(shm);
+	struct portguard_rl_key *keys = calloc(capacity, sizeof(*keys));
+	struct portguard_rl_key members[EVICT_MEMBERS];
+	struct portguard_rl_key newcomer;
+	const char *error;
+	uint32_t now = T0 + 10000000;
+	unsigned int i, j, pos;
+
+	assert_non_null(keys);
+	/* 1 slot free in A (slot 0), 3 in B (slots 1..3); then, in a
+	   refilled table, 3 in A (slots 1..3), 1 in B (slot 0). The
+	   newcomer takes the first free slot of the bucket it goes to, so
+	   it is iterated right after that bucket's slot 0. (No undoing in
+	   between: members put back could tie on the two buckets.) */
+	for (i = 0; i < 2; i++) {
+		unsigned int more = i == 0 ? PORTGUARD_SHM_WAYS : 0;
+		unsigned int fewer = i == 0 ? 0 : PORTGUARD_SHM_WAYS;
+
+		assert_int_equal(portguard_shm_flush(shm, &error), 0);
+		shm_pair_setup(shm, keys, capacity, now, &newcomer, members);
+		shm_remove(shm, &members[fewer]);
+		for (j = 1; j <= 3; j++)
+			shm_remove(shm, &members[more + j]);
+		shm_set(shm, &newcomer, now, 99, 0);
+		CHECK_INT("less loaded", portguard_shm_count(shm),
+			  capacity - 3);
+		pos = shm_position(shm, &newcomer, keys, capacity);
+		CHECK_INT("less loaded", pos > 0, true);
+		CHECK_INT("less loaded",
+			  portguard_rl_key_equals(&keys[pos - 1],
+						  &members[more]), true);
+		CHECK_INT("less loaded",
+			  portguard_rl_key_equals(&keys[pos + 1],
+						  &members[more + 4]), true);
 	}
 	free(keys);
 	portguard_shm_close(&shm);
@@ -568,6 +735,70 @@ static void test_shm_full_table(void **state)
 	   last one inserted, and the very first ones are long gone */
 	assert_true(shm_has(shm, &key));
 	key_n(&key, 0);
+	assert_false(shm_has(shm, &key));
+	portguard_shm_close(&shm);
+}
+
+/* Key number n of the million: even n are IPv4 hosts 10.x.y.z (up to
+   2^24 of them), odd n IPv6 /64 networks 2001:db8:nnnn:nnnn::/64. */
+static void key_mixed(struct portguard_rl_key *key_r, unsigned int n)
+{
+	unsigned int m = n >> 1;
+
+	memset(key_r, 0, sizeof(*key_r));
+	if ((n & 1) == 0) {
+		key_r->addr.family = 4;
+		key_r->addr.bytes[0] = 10;
+		key_r->addr.bytes[1] = (uint8_t)(m >> 16);
+		key_r->addr.bytes[2] = (uint8_t)(m >> 8);
+		key_r->addr.bytes[3] = (uint8_t)m;
+		key_r->prefix = 32;
+	} else {
+		key_r->addr.family = 6;
+		key_r->addr.bytes[0] = 0x20;
+		key_r->addr.bytes[1] = 0x01;
+		key_r->addr.bytes[2] = 0x0d;
+		key_r->addr.bytes[3] = 0xb8;
+		key_r->addr.bytes[4] = (uint8_t)(m >> 24);
+		key_r->addr.bytes[5] = (uint8_t)(m >> 16);
+		key_r->addr.bytes[6] = (uint8_t)(m >> 8);
+		key_r->addr.bytes[7] = (uint8_t)m;
+		key_r->prefix = 64;
+	}
+}
+
+#define MILLION 1000000U
+
+/* The requirement: 128 MiB hold 1,000,000 distinct keys, none evicted. */
+static void test_shm_million_keys(void **state)
+{
+	struct shm_test *t = *state;
+	struct portguard_shm *shm = shm_open_ok(t->path, 128 * SIZE_1M);
+	struct portguard_rl_entry entry;
+	struct portguard_rl_key key;
+	const char *error;
+	unsigned int n;
+
+	assert_true(portguard_shm_capacity(shm) >= MILLION);
+	for (n = 0; n < MILLION; n++) {
+		key_mixed(&key, n);
+		if (portguard_shm_update(shm, &key, T0 + n / 1000, true,
+					 set_func_plain, &n, &error) != 1)
+			fail_msg("insert %u failed: %s", n, error);
+	}
+	CHECK_INT("1M keys", portguard_shm_count(shm), MILLION);
+
+	/* a sample (every 7th, and the first and last ones) is there with
+	   its own entry */
+	for (n = 0; n < MILLION; n += n < 100 || n >= MILLION - 100 ? 1 : 7) {
+		key_mixed(&key, n);
+		if (portguard_shm_lookup(shm, &key, &entry, &error) != 1)
+			fail_msg("key %u not found", n);
+		CHECK_INT("1M keys", entry.last_ban_start, n);
+		CHECK_INT("1M keys", entry.last_seen, T0 + n / 1000);
+	}
+	/* and a key never inserted is not */
+	key_mixed(&key, MILLION);
 	assert_false(shm_has(shm, &key));
 	portguard_shm_close(&shm);
 }
@@ -1063,7 +1294,9 @@ int main(void)
 		SHM_TEST(test_shm_crud),
 		SHM_TEST(test_shm_key_identity),
 		SHM_TEST(test_shm_eviction),
+		SHM_TEST(test_shm_less_loaded),
 		SHM_TEST(test_shm_full_table),
+		SHM_TEST(test_shm_million_keys),
 		SHM_TEST(test_shm_damaged),
 		SHM_TEST(test_shm_size_change),
 		SHM_TEST(test_shm_truncated_while_mapped),
