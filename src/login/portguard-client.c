@@ -51,6 +51,9 @@ struct portguard_client {
 	/* STARTTLS: the handshake is over; log once Dovecot marked it done */
 	struct timeout *to_tls;
 	struct timeout *to_refuse;
+	unsigned int refuse_rounds;
+	/* output offset when the refusal was decided (see refuse_timeout) */
+	uoff_t refuse_offset;
 	const char *refuse_reason, *refuse_text, *refuse_detail;
 
 	/* rate limiting: the client's key, when it is counted */
@@ -64,6 +67,8 @@ struct portguard_client {
 	bool refuse_after_handshake:1;
 	/* close without any reply (portguard_ban_action = drop) */
 	bool refuse_silently:1;
+	/* a reply (the 535) is on its way: send the 421 after it */
+	bool refuse_after_reply:1;
 	bool rl_active:1;
 	/* a SASL exchange is going on: a disconnect now is a failure */
 	bool auth_in_progress:1;
@@ -90,6 +95,37 @@ static void portguard_addr_from_ip(const struct ip_addr *ip,
 }
 
 /* ---- refusing ---- */
+
+/* After a failed AUTH the 421 must follow the 535 that the SMTP server is
+   about to send (its replies go out from its own output callback, a few
+   ioloop rounds later): wait until the output offset moved past where it
+   was and the buffer is empty, polling every few milliseconds, for at
+   most a second. */
+#define PORTGUARD_REFUSE_POLL_MSECS 5
+#define PORTGUARD_REFUSE_MAX_ROUNDS 200
+
+static void portguard_client_refuse_now(struct portguard_client *pc);
+
+static void portguard_client_refuse_timeout(struct portguard_client *pc)
+{
+	struct client *client = pc->client;
+	bool reply_out;
+
+	timeout_remove(&pc->to_refuse);
+	if (pc->refuse_after_reply && client->output != NULL &&
+	    !client->output->closed &&
+	    ++pc->refuse_rounds < PORTGUARD_REFUSE_MAX_ROUNDS) {
+		reply_out = client->output->offset > pc->refuse_offset &&
+			o_stream_get_buffer_used_size(client->output) == 0;
+		if (!reply_out) {
+			pc->to_refuse = timeout_add_short(
+				PORTGUARD_REFUSE_POLL_MSECS,
+				portguard_client_refuse_timeout, pc);
+			return;
+		}
+	}
+	portguard_client_refuse_now(pc);
+}
 
 static void portguard_client_refuse_now(struct portguard_client *pc)
 {
@@ -136,7 +172,8 @@ static void portguard_client_refuse(struct portguard_client *pc,
 		pc->refuse_after_handshake = TRUE;
 		return;
 	}
-	pc->to_refuse = timeout_add_short(0, portguard_client_refuse_now, pc);
+	pc->to_refuse = timeout_add_short(0, portguard_client_refuse_timeout,
+					  pc);
 }
 
 /* ---- TLS established ---- */
@@ -410,6 +447,10 @@ static void portguard_client_rl_failure(struct portguard_client *pc,
 		       res.ban_level, pc->client->local_port);
 	}
 	if (res.banned && !monitor) {
+		if (pc->client->output != NULL) {
+			pc->refuse_after_reply = TRUE;
+			pc->refuse_offset = pc->client->output->offset;
+		}
 		portguard_client_refuse(pc, "banned", PORTGUARD_TEXT_BANNED,
 					portguard_client_ban_detail(pc, &res));
 	}

@@ -136,10 +136,14 @@ portguard_state_fail_update(struct portguard_rl_entry *entry,
 
 	banned_before = portguard_rl_is_banned(entry, ctx->now, NULL);
 	if (portguard_rl_fail(entry, ctx->config, ctx->now,
-			      &result->ban_secs) == PORTGUARD_RL_BANNED)
+			      &result->ban_secs) == PORTGUARD_RL_BANNED) {
 		result->new_ban = TRUE;
-	result->failures = portguard_rl_failures(entry, ctx->config,
-						 ctx->now);
+		/* the ban used the failures up: report what caused it */
+		result->failures = ctx->config->fail_limit;
+	} else {
+		result->failures = portguard_rl_failures(entry, ctx->config,
+							 ctx->now);
+	}
 	result->banned = banned_before || result->new_ban;
 	(void)portguard_rl_is_banned(entry, ctx->now,
 				     &result->remaining_secs);
