@@ -201,3 +201,80 @@ int portguard_state_success(struct portguard_state *state,
 		return -1;
 	return 0;
 }
+
+int portguard_state_iterate(struct portguard_state *state,
+			    portguard_state_iter_func_t *func, void *context,
+			    const char **error_r)
+{
+	return portguard_shm_iterate(state->shm, func, context, error_r);
+}
+
+struct portguard_state_ban_ctx {
+	const struct portguard_rl_config *config;
+	uint32_t now;
+	unsigned int secs;
+};
+
+static bool
+portguard_state_ban_update(struct portguard_rl_entry *entry,
+			   bool created ATTR_UNUSED, void *context)
+{
+	struct portguard_state_ban_ctx *ctx = context;
+
+	ctx->secs = portguard_rl_ban(entry, ctx->config, ctx->now, ctx->secs);
+	return TRUE;
+}
+
+int portguard_state_ban(struct portguard_state *state,
+			const struct portguard_rl_key *key, uint32_t now,
+			unsigned int secs, unsigned int *secs_r,
+			const char **error_r)
+{
+	struct portguard_state_ban_ctx ctx = {
+		.config = &state->rl->config,
+		.now = now,
+		.secs = secs,
+	};
+
+	if (portguard_shm_update(state->shm, key, now, TRUE,
+				 portguard_state_ban_update, &ctx,
+				 error_r) < 0)
+		return -1;
+	*secs_r = ctx.secs;
+	return 0;
+}
+
+static bool
+portguard_state_unban_update(struct portguard_rl_entry *entry,
+			     bool created ATTR_UNUSED, void *context)
+{
+	struct portguard_state_success_ctx *ctx = context;
+
+	portguard_rl_unban(entry, ctx->now);
+	return !portguard_rl_is_idle(entry, ctx->config, ctx->now);
+}
+
+int portguard_state_unban(struct portguard_state *state,
+			  const struct portguard_rl_key *key, uint32_t now,
+			  bool *found_r, const char **error_r)
+{
+	struct portguard_state_success_ctx ctx = {
+		.config = &state->rl->config,
+		.now = now,
+	};
+	int ret;
+
+	ret = portguard_shm_update(state->shm, key, now, FALSE,
+				   portguard_state_unban_update, &ctx,
+				   error_r);
+	if (ret < 0)
+		return -1;
+	*found_r = ret > 0;
+	return 0;
+}
+
+int portguard_state_flush(struct portguard_state *state,
+			  const char **error_r)
+{
+	return portguard_shm_flush(state->shm, error_r);
+}

@@ -73,4 +73,27 @@ int portguard_state_success(struct portguard_state *state,
 			    const struct portguard_rl_key *key, uint32_t now,
 			    const char **error_r);
 
+/* ---- administration (doveadm) ---- */
+
+typedef bool portguard_state_iter_func_t(const struct portguard_rl_key *key,
+					 const struct portguard_rl_entry *entry,
+					 void *context);
+/* Call func for every tracked key (stops when it returns false). */
+int portguard_state_iterate(struct portguard_state *state,
+			    portguard_state_iter_func_t *func, void *context,
+			    const char **error_r);
+/* Ban key for secs from now (0: as long as its next automatic ban would
+   be); *secs_r gets the length used. */
+int portguard_state_ban(struct portguard_state *state,
+			const struct portguard_rl_key *key, uint32_t now,
+			unsigned int secs, unsigned int *secs_r,
+			const char **error_r);
+/* Lift key's ban and forget its failures. *found_r: the key was known. */
+int portguard_state_unban(struct portguard_state *state,
+			  const struct portguard_rl_key *key, uint32_t now,
+			  bool *found_r, const char **error_r);
+/* Forget everything. */
+int portguard_state_flush(struct portguard_state *state,
+			  const char **error_r);
+
 #endif

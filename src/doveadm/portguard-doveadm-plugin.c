@@ -1,0 +1,303 @@
+/* doveadm portguard list | ban <ip[/prefix]> [<duration>] |
+   unban <ip[/prefix]> | flush
+
+   Works on the state the login processes use (portguard_state). Read the
+   settings with doveadm's own config lookup: set portguard_state* at the
+   top level (not only inside protocol submission {}) so that doveadm and
+   the login processes agree on where the state is. */
+
+#include "lib.h"
+#include "ioloop.h"
+#include "time-util.h"
+#include "module-dir.h"
+#include "master-service.h"
+#include "master-service-settings.h"
+#include "settings-parser.h"
+#include "doveadm.h"
+#include "doveadm-cmd.h"
+#include "doveadm-print.h"
+#include "doveadm-settings.h"
+#include "portguard-settings.h"
+#include "portguard-state.h"
+
+#include <sysexits.h>
+
+const char *doveadm_portguard_plugin_version = DOVECOT_ABI_VERSION;
+
+void doveadm_portguard_plugin_init(struct module *module);
+void doveadm_portguard_plugin_deinit(void);
+
+struct portguard_doveadm {
+	const struct portguard_settings *set;
+	struct portguard_rl_settings rl;
+	struct portguard_state *state;
+};
+
+static int portguard_doveadm_open(struct portguard_doveadm *ctx)
+{
+	const char *warning, *error;
+
+	i_zero(ctx);
+	ctx->set = doveadm_setting_roots_get_settings(
+		&portguard_setting_parser_info);
+	if (ctx->set == NULL) {
+		i_error("portguard: settings not available");
+		doveadm_exit_code = EX_CONFIG;
+		return -1;
+	}
+	if (portguard_rl_settings_parse(ctx->set, &ctx->rl, &error) < 0) {
+		i_error("portguard: %s", error);
+		doveadm_exit_code = EX_CONFIG;
+		return -1;
+	}
+	if (portguard_state_open(ctx->set, &ctx->rl,
+			master_service_settings_get(master_service)->state_dir,
+			&ctx->state, &warning, &error) < 0) {
+		i_error("portguard: %s", error);
+		doveadm_exit_code = EX_TEMPFAIL;
+		return -1;
+	}
+	if (warning != NULL)
+		i_warning("portguard: %s", warning);
+	return 0;
+}
+
+static void portguard_doveadm_close(struct portguard_doveadm *ctx)
+{
+	portguard_state_close(&ctx->state);
+}
+
+static bool
+portguard_doveadm_parse_key(struct portguard_doveadm *ctx, const char *str,
+			    struct portguard_rl_key *key_r)
+{
+	const char *error;
+	unsigned int want;
+
+	if (portguard_rl_key_parse(str, ctx->rl.ipv4_prefix,
+				   ctx->rl.ipv6_prefix, key_r, &error) < 0) {
+		i_error("portguard: invalid address '%s': %s", str, error);
+		doveadm_exit_code = EX_USAGE;
+		return FALSE;
+	}
+	want = key_r->addr.family == 4 ? ctx->rl.ipv4_prefix :
+		ctx->rl.ipv6_prefix;
+	if (key_r->prefix != want) {
+		i_error("portguard: '%s': clients are counted per /%u "
+			"(portguard_ipv%c_prefix): give an address or "
+			"address/%u", str, want,
+			key_r->addr.family == 4 ? '4' : '6', want);
+		doveadm_exit_code = EX_USAGE;
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static const char *portguard_doveadm_time(uint32_t t)
+{
+	return t == 0 ? "-" : t_strflocaltime("%Y-%m-%d %H:%M:%S", t);
+}
+
+struct portguard_doveadm_list_ctx {
+	const struct portguard_rl_config *config;
+	uint32_t now;
+	bool banned_only;
+};
+
+static bool
+portguard_doveadm_list_entry(const struct portguard_rl_key *key,
+			     const struct portguard_rl_entry *entry,
+			     void *context)
+{
+	struct portguard_doveadm_list_ctx *ctx = context;
+	char keybuf[64];
+	unsigned int remaining;
+	bool banned;
+
+	banned = portguard_rl_is_banned(entry, ctx->now, &remaining);
+	if (ctx->banned_only && !banned)
+		return TRUE;
+	T_BEGIN {
+		doveadm_print(portguard_rl_key_to_str(key, keybuf,
+						      sizeof(keybuf)));
+		doveadm_print(banned ? ((entry->flags &
+			PORTGUARD_RL_FLAG_MANUAL) != 0 ? "banned(manual)" :
+			"banned") : "counting");
+		doveadm_print(dec2str(portguard_rl_failures(entry, ctx->config,
+							    ctx->now)));
+		doveadm_print(banned ? dec2str(remaining) : "0");
+		doveadm_print(dec2str(entry->ban_level));
+		doveadm_print(portguard_doveadm_time(banned ?
+						     entry->ban_until : 0));
+		doveadm_print(portguard_doveadm_time(entry->last_seen));
+	} T_END;
+	return TRUE;
+}
+
+static void cmd_portguard_list(struct doveadm_cmd_context *cctx)
+{
+	struct portguard_doveadm ctx;
+	struct portguard_doveadm_list_ctx lctx;
+	const char *error;
+	bool banned_only = FALSE;
+
+	(void)doveadm_cmd_param_bool(cctx, "banned", &banned_only);
+	if (portguard_doveadm_open(&ctx) < 0)
+		return;
+	i_zero(&lctx);
+	lctx.config = &ctx.rl.config;
+	lctx.now = ioloop_time;
+	lctx.banned_only = banned_only;
+
+	doveadm_print_init(DOVEADM_PRINT_TYPE_TABLE);
+	doveadm_print_header_simple("key");
+	doveadm_print_header_simple("state");
+	doveadm_print_header("failures", "failures",
+			     DOVEADM_PRINT_HEADER_FLAG_RIGHT_JUSTIFY);
+	doveadm_print_header("ban_remaining", "ban_remaining",
+			     DOVEADM_PRINT_HEADER_FLAG_RIGHT_JUSTIFY);
+	doveadm_print_header("ban_level", "ban_level",
+			     DOVEADM_PRINT_HEADER_FLAG_RIGHT_JUSTIFY);
+	doveadm_print_header_simple("ban_until");
+	doveadm_print_header_simple("last_seen");
+	if (portguard_state_iterate(ctx.state, portguard_doveadm_list_entry,
+				    &lctx, &error) < 0) {
+		i_error("portguard: list: %s", error);
+		doveadm_exit_code = EX_TEMPFAIL;
+	}
+	portguard_doveadm_close(&ctx);
+}
+
+static void cmd_portguard_ban(struct doveadm_cmd_context *cctx)
+{
+	struct portguard_doveadm ctx;
+	struct portguard_rl_key key;
+	const char *addr, *duration, *error;
+	unsigned int secs = 0, used;
+	char keybuf[64];
+
+	if (!doveadm_cmd_param_str(cctx, "address", &addr)) {
+		i_error("portguard ban: address missing");
+		doveadm_exit_code = EX_USAGE;
+		return;
+	}
+	if (doveadm_cmd_param_str(cctx, "duration", &duration) &&
+	    (settings_get_time(duration, &secs, &error) < 0 || secs == 0)) {
+		i_error("portguard ban: invalid duration '%s'", duration);
+		doveadm_exit_code = EX_USAGE;
+		return;
+	}
+	if (portguard_doveadm_open(&ctx) < 0)
+		return;
+	if (!portguard_doveadm_parse_key(&ctx, addr, &key)) {
+		portguard_doveadm_close(&ctx);
+		return;
+	}
+	if (portguard_state_ban(ctx.state, &key, ioloop_time, secs, &used,
+				&error) < 0) {
+		i_error("portguard: ban: %s", error);
+		doveadm_exit_code = EX_TEMPFAIL;
+	} else {
+		i_info("portguard: ban key=%s ban_secs=%u manual=yes",
+		       portguard_rl_key_to_str(&key, keybuf, sizeof(keybuf)),
+		       used);
+	}
+	portguard_doveadm_close(&ctx);
+}
+
+static void cmd_portguard_unban(struct doveadm_cmd_context *cctx)
+{
+	struct portguard_doveadm ctx;
+	struct portguard_rl_key key;
+	const char *addr, *error;
+	char keybuf[64];
+	bool found;
+
+	if (!doveadm_cmd_param_str(cctx, "address", &addr)) {
+		i_error("portguard unban: address missing");
+		doveadm_exit_code = EX_USAGE;
+		return;
+	}
+	if (portguard_doveadm_open(&ctx) < 0)
+		return;
+	if (!portguard_doveadm_parse_key(&ctx, addr, &key)) {
+		portguard_doveadm_close(&ctx);
+		return;
+	}
+	(void)portguard_rl_key_to_str(&key, keybuf, sizeof(keybuf));
+	if (portguard_state_unban(ctx.state, &key, ioloop_time, &found,
+				  &error) < 0) {
+		i_error("portguard: unban: %s", error);
+		doveadm_exit_code = EX_TEMPFAIL;
+	} else if (!found) {
+		i_error("portguard: unban: %s is not tracked", keybuf);
+		doveadm_exit_code = DOVEADM_EX_NOTFOUND;
+	} else {
+		i_info("portguard: unban key=%s", keybuf);
+	}
+	portguard_doveadm_close(&ctx);
+}
+
+static void cmd_portguard_flush(struct doveadm_cmd_context *cctx ATTR_UNUSED)
+{
+	struct portguard_doveadm ctx;
+	const char *error;
+
+	if (portguard_doveadm_open(&ctx) < 0)
+		return;
+	if (portguard_state_flush(ctx.state, &error) < 0) {
+		i_error("portguard: flush: %s", error);
+		doveadm_exit_code = EX_TEMPFAIL;
+	} else {
+		i_info("portguard: flush: all keys forgotten");
+	}
+	portguard_doveadm_close(&ctx);
+}
+
+static struct doveadm_cmd_ver2 portguard_doveadm_cmds[] = {
+{
+	.name = "portguard list",
+	.cmd = cmd_portguard_list,
+	.usage = "[-b]",
+DOVEADM_CMD_PARAMS_START
+DOVEADM_CMD_PARAM('b', "banned", CMD_PARAM_BOOL, 0)
+DOVEADM_CMD_PARAMS_END
+},
+{
+	.name = "portguard ban",
+	.cmd = cmd_portguard_ban,
+	.usage = "<ip[/prefix]> [<duration>]",
+DOVEADM_CMD_PARAMS_START
+DOVEADM_CMD_PARAM('\0', "address", CMD_PARAM_STR, CMD_PARAM_FLAG_POSITIONAL)
+DOVEADM_CMD_PARAM('\0', "duration", CMD_PARAM_STR, CMD_PARAM_FLAG_POSITIONAL)
+DOVEADM_CMD_PARAMS_END
+},
+{
+	.name = "portguard unban",
+	.cmd = cmd_portguard_unban,
+	.usage = "<ip[/prefix]>",
+DOVEADM_CMD_PARAMS_START
+DOVEADM_CMD_PARAM('\0', "address", CMD_PARAM_STR, CMD_PARAM_FLAG_POSITIONAL)
+DOVEADM_CMD_PARAMS_END
+},
+{
+	.name = "portguard flush",
+	.cmd = cmd_portguard_flush,
+	.usage = "",
+DOVEADM_CMD_PARAMS_START
+DOVEADM_CMD_PARAMS_END
+},
+};
+
+void doveadm_portguard_plugin_init(struct module *module ATTR_UNUSED)
+{
+	unsigned int i;
+
+	doveadm_setting_roots_add(&portguard_setting_parser_info);
+	for (i = 0; i < N_ELEMENTS(portguard_doveadm_cmds); i++)
+		doveadm_cmd_register_ver2(&portguard_doveadm_cmds[i]);
+}
+
+void doveadm_portguard_plugin_deinit(void)
+{
+}
