@@ -9,6 +9,7 @@
 
 #include "portguard-ratelimit.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -359,4 +360,90 @@ bool portguard_rl_is_idle(const struct portguard_rl_entry *entry,
 	return !portguard_rl_is_banned(entry, now, NULL) &&
 		portguard_rl_failures(entry, config, now) == 0 &&
 		portguard_rl_history_decayed(entry, config, now);
+}
+
+unsigned int portguard_rl_auto_ban(struct portguard_rl_entry *entry,
+				   const struct portguard_rl_config *config,
+				   uint32_t now)
+{
+	unsigned int level, secs;
+
+	level = portguard_rl_next_level(entry, config, now);
+	secs = portguard_rl_ban_secs(config, level);
+	portguard_rl_start_ban(entry, now, level, secs);
+	entry->flags &= (uint8_t)~PORTGUARD_RL_FLAG_MANUAL;
+	return secs;
+}
+
+unsigned int portguard_rl_window_estimate(unsigned int cur, unsigned int prev,
+					  uint32_t now, unsigned int window)
+{
+	uint64_t part, total;
+
+	if (window == 0)
+		return cur;
+	/* share of the previous fixed window that the sliding window
+	   ending at now still covers */
+	part = window - now % window;
+	total = (uint64_t)cur + ((uint64_t)prev * part) / window;
+	return total > UINT_MAX ? UINT_MAX : (unsigned int)total;
+}
+
+const char *portguard_rl_history_to_str(const struct portguard_rl_entry *entry,
+					char *buf, unsigned int size)
+{
+	if (size == 0)
+		return buf;
+	(void)snprintf(buf, size, "v1 %u %u %u %u",
+		       (unsigned int)entry->ban_until,
+		       (unsigned int)entry->last_ban_start,
+		       (unsigned int)entry->ban_level,
+		       (unsigned int)entry->flags);
+	return buf;
+}
+
+static int portguard_rl_parse_u32(const char **p, uint32_t max,
+				  uint32_t *value_r)
+{
+	const char *s = *p;
+	uint64_t v = 0;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		v = v * 10 + (uint64_t)(*s - '0');
+		if (v > max)
+			return -1;
+	}
+	*value_r = (uint32_t)v;
+	*p = s;
+	return 0;
+}
+
+int portguard_rl_history_parse(const char *str,
+			       struct portguard_rl_entry *entry_r)
+{
+	uint32_t v[4];
+	const uint32_t max[4] = { UINT32_MAX, UINT32_MAX, UINT8_MAX,
+				  UINT8_MAX };
+	unsigned int i;
+
+	memset(entry_r, 0, sizeof(*entry_r));
+	if (strncmp(str, "v1", 2) != 0)
+		return -1;
+	str += 2;
+	for (i = 0; i < 4; i++) {
+		if (*str != ' ')
+			return -1;
+		str++;
+		if (portguard_rl_parse_u32(&str, max[i], &v[i]) < 0)
+			return -1;
+	}
+	if (*str != '\0')
+		return -1;
+	entry_r->ban_until = v[0];
+	entry_r->last_ban_start = v[1];
+	entry_r->ban_level = (uint8_t)v[2];
+	entry_r->flags = (uint8_t)v[3];
+	return 0;
 }

@@ -113,4 +113,31 @@ bool portguard_rl_is_idle(const struct portguard_rl_entry *entry,
 			  const struct portguard_rl_config *config,
 			  uint32_t now);
 
+/* ---- for counters kept elsewhere (the dict backend) ----
+   There the failures are per-window counters (atomic increments in Redis)
+   and only the ban history is a record. */
+
+/* Start an automatic ban at now, exactly like the one portguard_rl_fail()
+   starts when the limit is reached (level from the decayed history,
+   doubling, cap). Returns the ban length. */
+unsigned int portguard_rl_auto_ban(struct portguard_rl_entry *entry,
+				   const struct portguard_rl_config *config,
+				   uint32_t now);
+
+/* Failures within the sliding window ending at now, estimated from the
+   counter of the current fixed window (now / window) and the previous
+   one: cur + prev * (part of the previous window still inside the sliding
+   window), rounded down. Exact when all failures are in the current
+   window. */
+unsigned int portguard_rl_window_estimate(unsigned int cur, unsigned int prev,
+					  uint32_t now, unsigned int window);
+
+/* The ban history of entry (ban_until, last_ban_start, ban_level, flags)
+   as text: "v1 <ban_until> <last_ban_start> <ban_level> <flags>". */
+const char *portguard_rl_history_to_str(const struct portguard_rl_entry *entry,
+					char *buf, unsigned int size);
+/* Parse that text into a zeroed *entry_r (no failures). -1 if malformed. */
+int portguard_rl_history_parse(const char *str,
+			       struct portguard_rl_entry *entry_r);
+
 #endif

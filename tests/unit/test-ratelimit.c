@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
@@ -667,6 +668,113 @@ static void test_rl_key_to_str_small(void **state)
 			    "192.0.2.0/24");
 }
 
+/* ---- dict-backend helpers ---- */
+
+static void test_rl_window_estimate(void **state)
+{
+	static const struct {
+		const char *label;
+		unsigned int cur, prev;
+		uint32_t now;
+		unsigned int window, expect;
+	} rows[] = {
+		{ "start of window: all of prev counts", 2, 4, 6000, 600, 6 },
+		{ "half way: half of prev", 1, 4, 6300, 600, 3 },
+		{ "last second: 1/600 of prev", 3, 599, 6599, 600, 3 },
+		{ "no prev", 5, 0, 6123, 600, 5 },
+		{ "rounds down", 0, 3, 6400, 600, 1 },
+		{ "window 0 is cur", 7, 9, 1, 0, 7 },
+		{ "huge counters saturate", UINT_MAX, UINT_MAX, 600, 600,
+		  UINT_MAX },
+	};
+	unsigned int i, got;
+
+	(void)state;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		got = portguard_rl_window_estimate(rows[i].cur, rows[i].prev,
+						   rows[i].now,
+						   rows[i].window);
+		if (got != rows[i].expect)
+			fail_msg("%s: got %u, want %u", rows[i].label, got,
+				 rows[i].expect);
+	}
+}
+
+static void test_rl_auto_ban(void **state)
+{
+	const struct portguard_rl_config config = {
+		.fail_limit = 5, .fail_window = 600,
+		.ban_duration = 900, .ban_duration_max = 86400,
+	};
+	struct portguard_rl_entry entry;
+	unsigned int secs;
+
+	(void)state;
+	memset(&entry, 0, sizeof(entry));
+	secs = portguard_rl_auto_ban(&entry, &config, 1000);
+	assert_int_equal(secs, 900);
+	assert_int_equal(entry.ban_level, 1);
+	assert_int_equal(entry.ban_until, 1900);
+	/* a repeat ban after the first ended doubles */
+	secs = portguard_rl_auto_ban(&entry, &config, 2000);
+	assert_int_equal(secs, 1800);
+	assert_int_equal(entry.ban_level, 2);
+	/* decayed: a day after the end of the last ban, a first ban again */
+	secs = portguard_rl_auto_ban(&entry, &config, 3800 + 86400);
+	assert_int_equal(secs, 900);
+	assert_int_equal(entry.ban_level, 1);
+	assert_int_equal(entry.flags & PORTGUARD_RL_FLAG_MANUAL, 0);
+}
+
+static void test_rl_history_codec(void **state)
+{
+	static const struct {
+		const char *label;
+		const char *text;
+		int ret;
+		uint32_t ban_until, last_ban_start;
+		unsigned int level, flags;
+	} rows[] = {
+		{ "typical", "v1 1900 1000 1 0", 0, 1900, 1000, 1, 0 },
+		{ "manual flag", "v1 5 4 3 1", 0, 5, 4, 3, 1 },
+		{ "max values", "v1 4294967295 4294967295 255 255", 0,
+		  UINT32_MAX, UINT32_MAX, 255, 255 },
+		{ "level too big", "v1 1 1 256 0", -1, 0, 0, 0, 0 },
+		{ "u32 overflow", "v1 4294967296 1 1 0", -1, 0, 0, 0, 0 },
+		{ "missing field", "v1 1 2 3", -1, 0, 0, 0, 0 },
+		{ "trailing junk", "v1 1 2 3 4 5", -1, 0, 0, 0, 0 },
+		{ "wrong version", "v2 1 2 3 4", -1, 0, 0, 0, 0 },
+		{ "negative", "v1 -1 2 3 4", -1, 0, 0, 0, 0 },
+		{ "double space", "v1  1 2 3 4", -1, 0, 0, 0, 0 },
+		{ "empty", "", -1, 0, 0, 0, 0 },
+	};
+	struct portguard_rl_entry entry;
+	char buf[64];
+	unsigned int i;
+	int ret;
+
+	(void)state;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		ret = portguard_rl_history_parse(rows[i].text, &entry);
+		if (ret != rows[i].ret)
+			fail_msg("%s: ret %d, want %d", rows[i].label, ret,
+				 rows[i].ret);
+		if (ret < 0)
+			continue;
+		if (entry.ban_until != rows[i].ban_until ||
+		    entry.last_ban_start != rows[i].last_ban_start ||
+		    entry.ban_level != rows[i].level ||
+		    entry.flags != rows[i].flags ||
+		    entry.fail_count != 0)
+			fail_msg("%s: wrong values", rows[i].label);
+		/* round trip */
+		portguard_rl_history_to_str(&entry, buf, sizeof(buf));
+		if (strcmp(buf, rows[i].text) != 0)
+			fail_msg("%s: round trip gave '%s'", rows[i].label,
+				 buf);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -680,6 +788,9 @@ int main(void)
 		cmocka_unit_test(test_rl_key_make_raw_mapped),
 		cmocka_unit_test(test_rl_key_parse),
 		cmocka_unit_test(test_rl_key_to_str_small),
+		cmocka_unit_test(test_rl_window_estimate),
+		cmocka_unit_test(test_rl_auto_ban),
+		cmocka_unit_test(test_rl_history_codec),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
