@@ -52,6 +52,7 @@ static int portguard_doveadm_open(struct portguard_doveadm *ctx)
 	}
 	if (portguard_state_open(ctx->set, &ctx->rl,
 			master_service_settings_get(master_service)->state_dir,
+			master_service_settings_get(master_service)->base_dir,
 			&ctx->state, &warning, &error) < 0) {
 		i_error("portguard: %s", error);
 		doveadm_exit_code = EX_TEMPFAIL;

@@ -48,11 +48,12 @@ int portguard_rl_settings_parse(const struct portguard_settings *set,
 				const char **error_r);
 
 /* Open the backend named by set->portguard_state. state_dir is Dovecot's
-   state_dir (default place of the shm file). *warning_r is set if
-   something worth logging happened (a corrupt table rebuilt). */
+   state_dir (default place of the shm file), base_dir its base_dir
+   (relative dict proxy sockets). *warning_r is set if something worth
+   logging happened (a corrupt table rebuilt). */
 int portguard_state_open(const struct portguard_settings *set,
 			 const struct portguard_rl_settings *rl,
-			 const char *state_dir,
+			 const char *state_dir, const char *base_dir,
 			 struct portguard_state **state_r,
 			 const char **warning_r, const char **error_r);
 void portguard_state_close(struct portguard_state **state);

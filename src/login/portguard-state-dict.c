@@ -1,0 +1,468 @@
+/* The "dict:<uri>" state backend, for several Dovecot front ends sharing
+   one Redis: counters and bans live in Dovecot's dict layer (redis driver
+   directly, or the dict proxy service).
+
+   Keys (under the dict's own prefix):
+     shared/portguard/f/<key>/<n>  failures in fixed window n = now / window,
+                                   atomic increments (exact across hosts)
+     shared/portguard/b/<key>      ban history "v1 <until> <start> <level>
+                                   <flags>" (portguard_rl_history_to_str)
+   The failures within the sliding window are estimated from the current
+   and the previous fixed window (portguard_rl_window_estimate). Every key
+   expires on its own: for redis: URIs without expire_secs= portguard adds
+   one long enough for the longest history (2 x ban_duration_max + window),
+   and timeout_msecs=portguard_state_timeout unless given. Operations are
+   synchronous and bounded by that timeout; any error is returned to the
+   caller, which fails open or closed as configured. */
+
+#include "lib.h"
+#include "str.h"
+#include "dict.h"
+#include "portguard-settings.h"
+#include "portguard-state-private.h"
+#include "portguard-redis.h"
+
+#define PORTGUARD_DICT_PREFIX "shared/portguard/"
+
+struct portguard_state_dict {
+	struct portguard_state state;
+	struct dict *dict;
+	struct dict_op_settings op_set;
+	/* parent of the dict's events: its own error lines are silenced,
+	   portguard reports failures itself, at most once a minute */
+	struct event *event;
+	/* the redis: URI, for listing and flushing (the dict API cannot
+	   iterate Redis) */
+	char *redis_uri;
+};
+
+#define DICT_STATE(s) (container_of(s, struct portguard_state_dict, state))
+
+static const struct portguard_state_vfuncs portguard_state_dict_vfuncs;
+
+static const char *
+portguard_dict_key_str(const struct portguard_rl_key *key)
+{
+	char buf[64];
+
+	return t_strdup(portguard_rl_key_to_str(key, buf, sizeof(buf)));
+}
+
+static const char *
+portguard_dict_fail_key(const struct portguard_rl_key *key, uint32_t slot)
+{
+	return t_strdup_printf(PORTGUARD_DICT_PREFIX"f/%s/%u",
+			       portguard_dict_key_str(key), slot);
+}
+
+static const char *portguard_dict_ban_key(const struct portguard_rl_key *key)
+{
+	return t_strdup_printf(PORTGUARD_DICT_PREFIX"b/%s",
+			       portguard_dict_key_str(key));
+}
+
+static bool portguard_uri_has_param(const char *uri, const char *param)
+{
+	const char *p = strstr(uri, param);
+
+	return p != NULL && (p == uri || p[-1] == ':');
+}
+
+/* Complete a redis: URI with the timeout and expiry portguard needs. */
+static const char *
+portguard_dict_redis_uri(const char *uri,
+			 const struct portguard_rl_settings *rl)
+{
+	string_t *str = t_str_new(128);
+	uint64_t expire;
+
+	str_append(str, uri);
+	if (!portguard_uri_has_param(uri, "timeout_msecs="))
+		str_printfa(str, ":timeout_msecs=%u", rl->timeout_msecs);
+	if (!portguard_uri_has_param(uri, "expire_secs=")) {
+		expire = 2ULL * rl->config.ban_duration_max +
+			rl->config.fail_window;
+		if (expire > UINT_MAX)
+			expire = UINT_MAX;
+		str_printfa(str, ":expire_secs=%llu",
+			    (unsigned long long)expire);
+	}
+	return str_c(str);
+}
+
+int portguard_state_dict_open(const struct portguard_settings *set,
+			      const struct portguard_rl_settings *rl,
+			      const char *base_dir,
+			      struct portguard_state **state_r,
+			      const char **error_r)
+{
+	struct portguard_state_dict *state;
+	struct dict_settings dict_set;
+	const char *uri, *error;
+
+	i_assert(strncmp(set->portguard_state, "dict:", 5) == 0);
+	uri = set->portguard_state + 5;
+	if (strchr(uri, ':') == NULL) {
+		/* a dict name: ask the dict service */
+		uri = t_strdup_printf("proxy::%s", uri);
+	}
+
+	state = i_new(struct portguard_state_dict, 1);
+	state->state.v = &portguard_state_dict_vfuncs;
+	state->state.rl = rl;
+	if (strncmp(uri, "redis:", 6) == 0) {
+		uri = portguard_dict_redis_uri(uri, rl);
+		state->redis_uri = i_strdup(uri + 6);
+	}
+
+	dict_drivers_register_builtin();
+	state->event = event_create(NULL);
+	event_set_append_log_prefix(state->event, "portguard: ");
+	event_set_min_log_level(state->event, LOG_TYPE_FATAL);
+	i_zero(&dict_set);
+	dict_set.base_dir = base_dir;
+	dict_set.event_parent = state->event;
+	if (dict_init(uri, &dict_set, &state->dict, &error) < 0) {
+		*error_r = t_strdup_printf("portguard_state=%s: %s",
+					   set->portguard_state, error);
+		dict_drivers_unregister_builtin();
+		event_unref(&state->event);
+		i_free(state->redis_uri);
+		i_free(state);
+		return -1;
+	}
+	*state_r = &state->state;
+	return 0;
+}
+
+static void portguard_state_dict_close(struct portguard_state *_state)
+{
+	struct portguard_state_dict *state = DICT_STATE(_state);
+
+	dict_wait(state->dict);
+	dict_deinit(&state->dict);
+	dict_drivers_unregister_builtin();
+	event_unref(&state->event);
+	i_free(state->redis_uri);
+	i_free(state);
+}
+
+/* Look up a number; absent is 0. */
+static int portguard_dict_lookup_uint(struct portguard_state_dict *state,
+				      const char *key, unsigned int *value_r,
+				      const char **error_r)
+{
+	const char *value, *error;
+	int ret;
+
+	*value_r = 0;
+	ret = dict_lookup(state->dict, &state->op_set,
+			  pool_datastack_create(), key, &value, &error);
+	if (ret < 0) {
+		*error_r = t_strdup_printf("dict lookup %s: %s", key, error);
+		return -1;
+	}
+	if (ret > 0 && str_to_uint(value, value_r) < 0)
+		*value_r = 0;
+	return 0;
+}
+
+/* Look up key's ban history into a zeroed entry (absent or unreadable
+   history is no history). */
+static int portguard_dict_lookup_history(struct portguard_state_dict *state,
+					 const struct portguard_rl_key *key,
+					 struct portguard_rl_entry *entry_r,
+					 bool *found_r, const char **error_r)
+{
+	const char *dkey = portguard_dict_ban_key(key);
+	const char *value, *error;
+	int ret;
+
+	i_zero(entry_r);
+	*found_r = FALSE;
+	ret = dict_lookup(state->dict, &state->op_set,
+			  pool_datastack_create(), dkey, &value, &error);
+	if (ret < 0) {
+		*error_r = t_strdup_printf("dict lookup %s: %s", dkey, error);
+		return -1;
+	}
+	if (ret > 0 && portguard_rl_history_parse(value, entry_r) == 0)
+		*found_r = TRUE;
+	return 0;
+}
+
+struct portguard_dict_commit_ctx {
+	bool done;
+	int ret;
+	char *error;
+};
+
+static void
+portguard_dict_commit_callback(const struct dict_commit_result *result,
+			       struct portguard_dict_commit_ctx *ctx)
+{
+	ctx->done = TRUE;
+	ctx->ret = result->ret;
+	if (result->ret < 0)
+		ctx->error = i_strdup(result->error);
+}
+
+/* Commit and wait (bounded by the dict's timeout). Dovecot 2.3's redis
+   driver calls the callback of a synchronous commit twice (a use after
+   free), so this commits asynchronously and waits for it. */
+static int portguard_dict_commit(struct portguard_state_dict *state,
+				 struct dict_transaction_context **trans,
+				 const char *what, const char **error_r)
+{
+	struct portguard_dict_commit_ctx ctx;
+
+	i_zero(&ctx);
+	dict_transaction_commit_async(trans, portguard_dict_commit_callback,
+				      &ctx);
+	if (!ctx.done)
+		dict_wait(state->dict);
+	if (!ctx.done) {
+		*error_r = t_strdup_printf("dict commit (%s): no answer",
+					   what);
+		return -1;
+	}
+	if (ctx.ret < 0) {
+		*error_r = t_strdup_printf("dict commit (%s): %s", what,
+					   ctx.error);
+		i_free(ctx.error);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+portguard_state_dict_check(struct portguard_state *_state,
+			   const struct portguard_rl_key *key, uint32_t now,
+			   struct portguard_state_result *result_r,
+			   const char **error_r)
+{
+	struct portguard_state_dict *state = DICT_STATE(_state);
+	struct portguard_rl_entry entry;
+	bool found;
+
+	if (portguard_dict_lookup_history(state, key, &entry, &found,
+					  error_r) < 0)
+		return -1;
+	result_r->banned = portguard_rl_is_banned(&entry, now,
+						  &result_r->remaining_secs);
+	result_r->ban_level = entry.ban_level;
+	return 0;
+}
+
+/* Forget the failures of the current and the previous window. */
+static void portguard_dict_unset_failures(struct portguard_state_dict *state,
+					  struct dict_transaction_context *trans,
+					  const struct portguard_rl_key *key,
+					  uint32_t now)
+{
+	uint32_t slot = now / state->state.rl->config.fail_window;
+
+	dict_unset(trans, portguard_dict_fail_key(key, slot));
+	if (slot > 0)
+		dict_unset(trans, portguard_dict_fail_key(key, slot - 1));
+}
+
+static int
+portguard_state_dict_fail(struct portguard_state *_state,
+			  const struct portguard_rl_key *key, uint32_t now,
+			  struct portguard_state_result *result_r,
+			  const char **error_r)
+{
+	struct portguard_state_dict *state = DICT_STATE(_state);
+	const struct portguard_rl_config *config = &_state->rl->config;
+	struct dict_transaction_context *trans;
+	struct portguard_rl_entry entry;
+	uint32_t slot = now / config->fail_window;
+	unsigned int cur, prev = 0;
+	char buf[96];
+	bool found;
+
+	/* count: an atomic increment, exact whoever else counts */
+	trans = dict_transaction_begin(state->dict, &state->op_set);
+	dict_atomic_inc(trans, portguard_dict_fail_key(key, slot), 1);
+	if (portguard_dict_commit(state, &trans, "count", error_r) < 0)
+		return -1;
+
+	if (portguard_dict_lookup_uint(state, portguard_dict_fail_key(key,
+						slot), &cur, error_r) < 0)
+		return -1;
+	if (slot > 0 &&
+	    portguard_dict_lookup_uint(state, portguard_dict_fail_key(key,
+						slot - 1), &prev, error_r) < 0)
+		return -1;
+	result_r->failures = portguard_rl_window_estimate(cur, prev, now,
+							  config->fail_window);
+	if (portguard_dict_lookup_history(state, key, &entry, &found,
+					  error_r) < 0)
+		return -1;
+	if (portguard_rl_is_banned(&entry, now, &result_r->remaining_secs)) {
+		/* banned meanwhile (another process or host) */
+		result_r->banned = TRUE;
+		result_r->ban_level = entry.ban_level;
+		return 0;
+	}
+	if (result_r->failures < config->fail_limit)
+		return 0;
+
+	/* the limit is reached: ban. Two processes doing this at once
+	   read the same history and write the same level. */
+	result_r->ban_secs = portguard_rl_auto_ban(&entry, config, now);
+	result_r->banned = TRUE;
+	result_r->new_ban = TRUE;
+	result_r->ban_level = entry.ban_level;
+	(void)portguard_rl_is_banned(&entry, now, &result_r->remaining_secs);
+	trans = dict_transaction_begin(state->dict, &state->op_set);
+	dict_set(trans, portguard_dict_ban_key(key),
+		 portguard_rl_history_to_str(&entry, buf, sizeof(buf)));
+	portguard_dict_unset_failures(state, trans, key, now);
+	return portguard_dict_commit(state, &trans, "ban", error_r);
+}
+
+static int
+portguard_state_dict_success(struct portguard_state *_state,
+			     const struct portguard_rl_key *key, uint32_t now,
+			     const char **error_r)
+{
+	struct portguard_state_dict *state = DICT_STATE(_state);
+	struct dict_transaction_context *trans;
+
+	trans = dict_transaction_begin(state->dict, &state->op_set);
+	portguard_dict_unset_failures(state, trans, key, now);
+	return portguard_dict_commit(state, &trans, "success", error_r);
+}
+
+static int
+portguard_state_dict_ban(struct portguard_state *_state,
+			 const struct portguard_rl_key *key, uint32_t now,
+			 unsigned int secs, unsigned int *secs_r,
+			 const char **error_r)
+{
+	struct portguard_state_dict *state = DICT_STATE(_state);
+	struct dict_transaction_context *trans;
+	struct portguard_rl_entry entry;
+	char buf[96];
+	bool found;
+
+	if (portguard_dict_lookup_history(state, key, &entry, &found,
+					  error_r) < 0)
+		return -1;
+	*secs_r = portguard_rl_ban(&entry, &_state->rl->config, now, secs);
+	trans = dict_transaction_begin(state->dict, &state->op_set);
+	dict_set(trans, portguard_dict_ban_key(key),
+		 portguard_rl_history_to_str(&entry, buf, sizeof(buf)));
+	portguard_dict_unset_failures(state, trans, key, now);
+	return portguard_dict_commit(state, &trans, "ban", error_r);
+}
+
+static int
+portguard_state_dict_unban(struct portguard_state *_state,
+			   const struct portguard_rl_key *key, uint32_t now,
+			   bool *found_r, const char **error_r)
+{
+	struct portguard_state_dict *state = DICT_STATE(_state);
+	struct dict_transaction_context *trans;
+	struct portguard_rl_entry entry;
+	uint32_t slot = now / _state->rl->config.fail_window;
+	unsigned int cur, prev = 0;
+	char buf[96];
+	bool found;
+
+	if (portguard_dict_lookup_history(state, key, &entry, &found,
+					  error_r) < 0 ||
+	    portguard_dict_lookup_uint(state, portguard_dict_fail_key(key,
+						slot), &cur, error_r) < 0)
+		return -1;
+	if (slot > 0 &&
+	    portguard_dict_lookup_uint(state, portguard_dict_fail_key(key,
+						slot - 1), &prev, error_r) < 0)
+		return -1;
+	*found_r = found || cur > 0 || prev > 0;
+	if (!*found_r)
+		return 0;
+	portguard_rl_unban(&entry, now);
+	trans = dict_transaction_begin(state->dict, &state->op_set);
+	if (found) {
+		dict_set(trans, portguard_dict_ban_key(key),
+			 portguard_rl_history_to_str(&entry, buf,
+						     sizeof(buf)));
+	}
+	portguard_dict_unset_failures(state, trans, key, now);
+	return portguard_dict_commit(state, &trans, "unban", error_r);
+}
+
+/* ---- listing and flushing: Redis only, straight over its protocol ---- */
+
+struct portguard_dict_iter_ctx {
+	struct portguard_state_dict *state;
+	portguard_state_iter_func_t *func;
+	void *context;
+	uint32_t now;
+};
+
+static bool portguard_dict_iter_ban(const char *name, const char *value,
+				    void *context)
+{
+	struct portguard_dict_iter_ctx *ctx = context;
+	const struct portguard_rl_settings *rl = ctx->state->state.rl;
+	struct portguard_rl_entry entry;
+	struct portguard_rl_key key;
+	const char *error;
+
+	if (portguard_rl_key_parse(name, rl->ipv4_prefix, rl->ipv6_prefix,
+				   &key, &error) < 0 ||
+	    portguard_rl_history_parse(value, &entry) < 0)
+		return TRUE;
+	entry.last_seen = entry.last_ban_start;
+	return ctx->func(&key, &entry, ctx->context);
+}
+
+static int
+portguard_state_dict_iterate(struct portguard_state *_state,
+			     portguard_state_iter_func_t *func, void *context,
+			     const char **error_r)
+{
+	struct portguard_state_dict *state = DICT_STATE(_state);
+	struct portguard_dict_iter_ctx ctx = {
+		.state = state,
+		.func = func,
+		.context = context,
+	};
+
+	if (state->redis_uri == NULL) {
+		*error_r = "listing needs portguard_state = dict:redis:...";
+		return -1;
+	}
+	return portguard_redis_scan(state->redis_uri, "portguard/b/",
+				    _state->rl->timeout_msecs,
+				    portguard_dict_iter_ban, &ctx, error_r);
+}
+
+static int
+portguard_state_dict_flush(struct portguard_state *_state,
+			   const char **error_r)
+{
+	struct portguard_state_dict *state = DICT_STATE(_state);
+
+	if (state->redis_uri == NULL) {
+		*error_r = "flushing needs portguard_state = dict:redis:...";
+		return -1;
+	}
+	return portguard_redis_delete(state->redis_uri, "portguard/",
+				      _state->rl->timeout_msecs, error_r);
+}
+
+static const struct portguard_state_vfuncs portguard_state_dict_vfuncs = {
+	.close = portguard_state_dict_close,
+	.check = portguard_state_dict_check,
+	.fail = portguard_state_dict_fail,
+	.success = portguard_state_dict_success,
+	.iterate = portguard_state_dict_iterate,
+	.ban = portguard_state_dict_ban,
+	.unban = portguard_state_dict_unban,
+	.flush = portguard_state_dict_flush,
+};

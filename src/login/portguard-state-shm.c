@@ -1,0 +1,252 @@
+/* The "shm" state backend: the shared table of src/core/portguard-shm.c,
+   a file in state_dir mapped by every login process on this host. */
+
+#include "lib.h"
+#include "portguard-settings.h"
+#include "portguard-shm.h"
+#include "portguard-state-private.h"
+
+struct portguard_state_shm {
+	struct portguard_state state;
+	struct portguard_shm *shm;
+};
+
+#define SHM_STATE(s) (container_of(s, struct portguard_state_shm, state))
+
+static const struct portguard_state_vfuncs portguard_state_shm_vfuncs;
+
+int portguard_state_shm_open(const struct portguard_settings *set,
+			     const struct portguard_rl_settings *rl,
+			     const char *state_dir,
+			     struct portguard_state **state_r,
+			     const char **warning_r, const char **error_r)
+{
+	struct portguard_state_shm *state;
+	const char *path, *error;
+
+	*warning_r = NULL;
+	path = set->portguard_state_path[0] != '\0' ?
+		set->portguard_state_path :
+		t_strdup_printf("%s/portguard.state", state_dir);
+
+	state = i_new(struct portguard_state_shm, 1);
+	state->state.v = &portguard_state_shm_vfuncs;
+	state->state.rl = rl;
+	if (portguard_shm_open(path, set->portguard_state_size, 0600,
+			       &state->shm, warning_r, &error) < 0) {
+		*error_r = t_strdup_printf("portguard_state=shm (%s): %s",
+					   path, error);
+		i_free(state);
+		return -1;
+	}
+	if (*warning_r != NULL) {
+		*warning_r = t_strdup_printf("portguard_state=shm (%s): %s",
+					     path, *warning_r);
+	}
+	*state_r = &state->state;
+	return 0;
+}
+
+static void portguard_state_shm_close(struct portguard_state *_state)
+{
+	struct portguard_state_shm *state = SHM_STATE(_state);
+
+	portguard_shm_close(&state->shm);
+	i_free(state);
+}
+
+static int
+portguard_state_shm_check(struct portguard_state *_state,
+			  const struct portguard_rl_key *key, uint32_t now,
+			  struct portguard_state_result *result_r,
+			  const char **error_r)
+{
+	struct portguard_rl_entry entry;
+	int ret;
+
+	ret = portguard_shm_lookup(SHM_STATE(_state)->shm, key, &entry, error_r);
+	if (ret <= 0)
+		return ret;
+	result_r->banned = portguard_rl_is_banned(&entry, now,
+						  &result_r->remaining_secs);
+	result_r->ban_level = entry.ban_level;
+	result_r->failures = portguard_rl_failures(&entry,
+						   &_state->rl->config, now);
+	return 0;
+}
+
+struct portguard_state_fail_ctx {
+	const struct portguard_rl_config *config;
+	uint32_t now;
+	struct portguard_state_result *result;
+};
+
+static bool
+portguard_state_fail_update(struct portguard_rl_entry *entry,
+			    bool created ATTR_UNUSED, void *context)
+{
+	struct portguard_state_fail_ctx *ctx = context;
+	struct portguard_state_result *result = ctx->result;
+	bool banned_before;
+
+	banned_before = portguard_rl_is_banned(entry, ctx->now, NULL);
+	if (portguard_rl_fail(entry, ctx->config, ctx->now,
+			      &result->ban_secs) == PORTGUARD_RL_BANNED) {
+		result->new_ban = TRUE;
+		/* the ban used the failures up: report what caused it */
+		result->failures = ctx->config->fail_limit;
+	} else {
+		result->failures = portguard_rl_failures(entry, ctx->config,
+							 ctx->now);
+	}
+	result->banned = banned_before || result->new_ban;
+	(void)portguard_rl_is_banned(entry, ctx->now,
+				     &result->remaining_secs);
+	result->ban_level = entry->ban_level;
+	return TRUE;
+}
+
+static int
+portguard_state_shm_fail(struct portguard_state *_state,
+			 const struct portguard_rl_key *key, uint32_t now,
+			 struct portguard_state_result *result_r,
+			 const char **error_r)
+{
+	struct portguard_state_fail_ctx ctx = {
+		.config = &_state->rl->config,
+		.now = now,
+		.result = result_r,
+	};
+
+	if (portguard_shm_update(SHM_STATE(_state)->shm, key, now, TRUE,
+				 portguard_state_fail_update, &ctx,
+				 error_r) < 0)
+		return -1;
+	return 0;
+}
+
+struct portguard_state_success_ctx {
+	const struct portguard_rl_config *config;
+	uint32_t now;
+};
+
+static bool
+portguard_state_success_update(struct portguard_rl_entry *entry,
+			       bool created ATTR_UNUSED, void *context)
+{
+	struct portguard_state_success_ctx *ctx = context;
+
+	portguard_rl_success(entry, ctx->now);
+	/* nothing left worth keeping: free the slot */
+	return !portguard_rl_is_idle(entry, ctx->config, ctx->now);
+}
+
+static int
+portguard_state_shm_success(struct portguard_state *_state,
+			    const struct portguard_rl_key *key, uint32_t now,
+			    const char **error_r)
+{
+	struct portguard_state_success_ctx ctx = {
+		.config = &_state->rl->config,
+		.now = now,
+	};
+
+	if (portguard_shm_update(SHM_STATE(_state)->shm, key, now, FALSE,
+				 portguard_state_success_update, &ctx,
+				 error_r) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+portguard_state_shm_iterate(struct portguard_state *_state,
+			    portguard_state_iter_func_t *func, void *context,
+			    const char **error_r)
+{
+	return portguard_shm_iterate(SHM_STATE(_state)->shm, func, context,
+				     error_r);
+}
+
+struct portguard_state_ban_ctx {
+	const struct portguard_rl_config *config;
+	uint32_t now;
+	unsigned int secs;
+};
+
+static bool
+portguard_state_ban_update(struct portguard_rl_entry *entry,
+			   bool created ATTR_UNUSED, void *context)
+{
+	struct portguard_state_ban_ctx *ctx = context;
+
+	ctx->secs = portguard_rl_ban(entry, ctx->config, ctx->now, ctx->secs);
+	return TRUE;
+}
+
+static int
+portguard_state_shm_ban(struct portguard_state *_state,
+			const struct portguard_rl_key *key, uint32_t now,
+			unsigned int secs, unsigned int *secs_r,
+			const char **error_r)
+{
+	struct portguard_state_ban_ctx ctx = {
+		.config = &_state->rl->config,
+		.now = now,
+		.secs = secs,
+	};
+
+	if (portguard_shm_update(SHM_STATE(_state)->shm, key, now, TRUE,
+				 portguard_state_ban_update, &ctx,
+				 error_r) < 0)
+		return -1;
+	*secs_r = ctx.secs;
+	return 0;
+}
+
+static bool
+portguard_state_unban_update(struct portguard_rl_entry *entry,
+			     bool created ATTR_UNUSED, void *context)
+{
+	struct portguard_state_success_ctx *ctx = context;
+
+	portguard_rl_unban(entry, ctx->now);
+	return !portguard_rl_is_idle(entry, ctx->config, ctx->now);
+}
+
+static int
+portguard_state_shm_unban(struct portguard_state *_state,
+			  const struct portguard_rl_key *key, uint32_t now,
+			  bool *found_r, const char **error_r)
+{
+	struct portguard_state_success_ctx ctx = {
+		.config = &_state->rl->config,
+		.now = now,
+	};
+	int ret;
+
+	ret = portguard_shm_update(SHM_STATE(_state)->shm, key, now, FALSE,
+				   portguard_state_unban_update, &ctx,
+				   error_r);
+	if (ret < 0)
+		return -1;
+	*found_r = ret > 0;
+	return 0;
+}
+
+static int
+portguard_state_shm_flush(struct portguard_state *_state,
+			  const char **error_r)
+{
+	return portguard_shm_flush(SHM_STATE(_state)->shm, error_r);
+}
+
+static const struct portguard_state_vfuncs portguard_state_shm_vfuncs = {
+	.close = portguard_state_shm_close,
+	.check = portguard_state_shm_check,
+	.fail = portguard_state_shm_fail,
+	.success = portguard_state_shm_success,
+	.iterate = portguard_state_shm_iterate,
+	.ban = portguard_state_shm_ban,
+	.unban = portguard_state_shm_unban,
+	.flush = portguard_state_shm_flush,
+};
