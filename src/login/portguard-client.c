@@ -329,6 +329,8 @@ static void portguard_client_state_error(struct portguard_client *pc,
 {
 	struct event_passthrough *e;
 
+	/* one wait for a broken backend per connection is enough */
+	pc->rl_active = FALSE;
 	e = event_create_passthrough(pc->event)->
 		set_name("portguard_state_error")->
 		add_str("operation", op)->

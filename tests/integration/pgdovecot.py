@@ -463,6 +463,13 @@ class Dovecot:
             self.sink.stop()
             self.sink = None
 
+    def restart(self, timeout=20):
+        """Stop the master and start it again in the same directory:
+        base_dir, state_dir (e.g. portguard's state table) and the log are
+        kept; only the sink is new."""
+        self.stop()
+        return self.start(timeout)
+
     def cleanup(self):
         self.stop()
         if self.own_dir and not self.keep:
