@@ -22,6 +22,8 @@
 #include "portguard-hook-istream.h"
 #include "portguard-client.h"
 
+#include <sys/socket.h>
+
 #define PORTGUARD_CLIENT_CONTEXT(obj) \
 	MODULE_CONTEXT(obj, portguard_client_module)
 
@@ -142,6 +144,11 @@ static void portguard_client_refuse_now(struct portguard_client *pc)
 	e_info(e->event(), "connection_refused port=%u reason=%s%s",
 	       client->local_port, pc->refuse_reason, pc->refuse_detail);
 
+	if (pc->refuse_silently) {
+		/* closing the TLS stream would otherwise answer a ClientHello
+		   that is already waiting: no handshake, no bytes at all */
+		(void)shutdown(client->fd, SHUT_RDWR);
+	}
 	reply = t_strdup_printf("421 4.7.0 %s\r\n", pc->refuse_text);
 	if (!pc->refuse_silently &&
 	    client->output != NULL && !client->output->closed) {
