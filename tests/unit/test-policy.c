@@ -7,25 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
+#include "test-common.h"
 
 #include "portguard-policy.h"
 #include "portguard-tlsver.h"
-
-#define N_ELEMENTS(arr) (sizeof(arr) / sizeof((arr)[0]))
-
-#define CHECK_INT(label, actual, expected) do { \
-	long long a_ = (long long)(actual), e_ = (long long)(expected); \
-	if (a_ != e_) \
-		fail_msg("%s: %s = %lld, expected %lld", \
-			 (label), #actual, a_, e_); \
-	} while (0)
-
-#define CHECK_STR(label, actual, expected) do { \
-	const char *a_ = (actual), *e_ = (expected); \
-	if (a_ == NULL || strcmp(a_, e_) != 0) \
-		fail_msg("%s: %s = '%s', expected '%s'", (label), #actual, \
-			 a_ == NULL ? "(null)" : a_, e_); \
-	} while (0)
 
 /* ---- init ---- */
 

@@ -16,18 +16,10 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <cmocka.h>
+#include "test-common.h"
 
 #include "portguard-shm.h"
 #include "portguard-siphash.h"
-
-#define N_ELEMENTS(arr) (sizeof(arr) / sizeof((arr)[0]))
-
-#define CHECK_INT(label, actual, expected) do { \
-	long long a_ = (actual), e_ = (expected); \
-	if (a_ != e_) \
-		fail_msg("%s: %s = %lld, expected %lld", \
-			 (label), #actual, a_, e_); \
-	} while (0)
 
 #define T0 1700000000U
 #define SIZE_1M (1024 * 1024)

@@ -7,24 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
+#include "test-common.h"
 
 #include "portguard-tlsver.h"
-
-#define N_ELEMENTS(arr) (sizeof(arr) / sizeof((arr)[0]))
-
-#define CHECK_INT(label, actual, expected) do { \
-	long long a_ = (long long)(actual), e_ = (long long)(expected); \
-	if (a_ != e_) \
-		fail_msg("%s: %s = %lld, expected %lld", \
-			 (label), #actual, a_, e_); \
-	} while (0)
-
-#define CHECK_STR(label, actual, expected) do { \
-	const char *a_ = (actual), *e_ = (expected); \
-	if (a_ == NULL || strcmp(a_, e_) != 0) \
-		fail_msg("%s: %s = '%s', expected '%s'", (label), #actual, \
-			 a_ == NULL ? "(null)" : a_, e_); \
-	} while (0)
 
 #define USE_LIST "(use ANY, SSLv3, TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3)"
 
