@@ -447,3 +447,45 @@ int portguard_rl_history_parse(const char *str,
 	entry_r->flags = (uint8_t)v[3];
 	return 0;
 }
+
+void portguard_rl_snapshot_take(const struct portguard_rl_entry *entry,
+				struct portguard_rl_snapshot *snapshot_r)
+{
+	memset(snapshot_r, 0, sizeof(*snapshot_r));
+	snapshot_r->ban_until = entry->ban_until;
+	snapshot_r->last_ban_start = entry->last_ban_start;
+	snapshot_r->ban_level = entry->ban_level;
+	snapshot_r->flags = entry->flags;
+}
+
+void portguard_rl_undo_ban(struct portguard_rl_entry *entry,
+			   const struct portguard_rl_snapshot *snapshot,
+			   uint32_t started)
+{
+	if (entry->last_ban_start != started ||
+	    entry->ban_level == snapshot->ban_level)
+		return;
+	entry->ban_until = snapshot->ban_until;
+	entry->last_ban_start = snapshot->last_ban_start;
+	entry->ban_level = snapshot->ban_level;
+	entry->flags = snapshot->flags;
+}
+
+void portguard_rl_refund(struct portguard_rl_entry *entry, uint32_t when)
+{
+	unsigned int count = portguard_rl_fail_count(entry);
+	unsigned int i, j;
+
+	for (i = count; i > 0; i--) {
+		if (portguard_rl_fail_time(entry, i - 1) != when)
+			continue;
+		/* close the gap: shift the newer ones down */
+		for (j = i - 1; j + 1 < count; j++) {
+			entry->fail_times[(entry->fail_head + j) %
+					  PORTGUARD_RL_MAX_LIMIT] =
+				portguard_rl_fail_time(entry, j + 1);
+		}
+		entry->fail_count = (uint8_t)(count - 1);
+		return;
+	}
+}

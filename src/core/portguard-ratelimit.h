@@ -113,6 +113,29 @@ bool portguard_rl_is_idle(const struct portguard_rl_entry *entry,
 			  const struct portguard_rl_config *config,
 			  uint32_t now);
 
+/* ---- counting an AUTH in advance ----
+   To keep parallel connections from getting more password checks than the
+   limit, an AUTH is counted as a failure when it starts (so the limit is
+   reached, and later AUTHs refused, before their passwords are checked)
+   and given back when it turns out not to be a failure. */
+
+/* The ban fields of an entry, to undo a ban an attempt started. */
+struct portguard_rl_snapshot {
+	uint32_t ban_until, last_ban_start;
+	uint8_t ban_level, flags;
+};
+
+void portguard_rl_snapshot_take(const struct portguard_rl_entry *entry,
+				struct portguard_rl_snapshot *snapshot_r);
+/* Undo the ban started at started (by an attempt counted then): if the
+   entry's ban still is that one, restore the snapshot taken before it. */
+void portguard_rl_undo_ban(struct portguard_rl_entry *entry,
+			   const struct portguard_rl_snapshot *snapshot,
+			   uint32_t started);
+/* Give back one failure counted at when (the newest with that time);
+   nothing if there is none (e.g. a ban used the failures up). */
+void portguard_rl_refund(struct portguard_rl_entry *entry, uint32_t when);
+
 /* ---- for counters kept elsewhere (the dict backend) ----
    There the failures are per-window counters (atomic increments in Redis)
    and only the ban history is a record. */

@@ -61,6 +61,12 @@ struct portguard_client {
 	/* rate limiting: the client's key, when it is counted */
 	struct portguard_rl_key rl_key;
 	char rl_key_str[64];
+	/* the AUTH going on, counted in advance at attempt_started */
+	struct portguard_state_result attempt;
+	uint32_t attempt_started;
+	/* logging once the client's own event is unusable (see
+	   portguard_client_event()) */
+	struct event *event_detached;
 
 	bool greeting_held:1;
 	bool tls_seen:1;
@@ -72,8 +78,11 @@ struct portguard_client {
 	/* a reply (the 535) is on its way: send the 421 after it */
 	bool refuse_after_reply:1;
 	bool rl_active:1;
-	/* a SASL exchange is going on: a disconnect now is a failure */
-	bool auth_in_progress:1;
+	/* an AUTH counted in advance (portguard_state_attempt) is going on */
+	bool attempt_active:1;
+	/* the AUTH was refused at its start: Dovecot's reply is dropped,
+	   the 421 goes out instead */
+	bool attempt_refused:1;
 };
 
 static MODULE_CONTEXT_DEFINE_INIT(portguard_client_module,
@@ -82,6 +91,33 @@ static MODULE_CONTEXT_DEFINE_INIT(portguard_client_module,
 static struct portguard_client *portguard_client_get(struct client *client)
 {
 	return PORTGUARD_CLIENT_CONTEXT(client);
+}
+
+/* The event to log with. Once the client is disconnected its TLS stream is
+   gone, and Dovecot's log prefix callback of the client event would still
+   ask it for TLS state: log on a detached event then, carrying the same
+   fields and the session id in the text. */
+static struct event *portguard_client_event(struct portguard_client *pc)
+{
+	struct client *client = pc->client;
+
+	if (!client->disconnected && !client->destroyed)
+		return pc->event;
+	if (pc->event_detached == NULL) {
+		pc->event_detached = event_create(NULL);
+		event_set_append_log_prefix(pc->event_detached,
+					    "portguard: ");
+		event_add_int(pc->event_detached, "port", client->local_port);
+		event_add_int(pc->event_detached, "local_port",
+			      client->local_port);
+		event_add_str(pc->event_detached, "remote_ip",
+			      net_ip2addr(&client->ip));
+		if (pc->rl_key_str[0] != '\0') {
+			event_add_str(pc->event_detached, "key",
+				      pc->rl_key_str);
+		}
+	}
+	return pc->event_detached;
 }
 
 static void portguard_addr_from_ip(const struct ip_addr *ip,
@@ -138,7 +174,7 @@ static void portguard_client_refuse_now(struct portguard_client *pc)
 	timeout_remove(&pc->to_refuse);
 	io_remove(&pc->io_handshake);
 
-	e = event_create_passthrough(pc->event)->
+	e = event_create_passthrough(portguard_client_event(pc))->
 		set_name("portguard_connection_refused")->
 		add_str("reason", pc->refuse_reason);
 	e_info(e->event(), "connection_refused port=%u reason=%s%s",
@@ -208,7 +244,7 @@ static void portguard_client_tls_log(struct portguard_client *pc,
 	info.handshake_ms = handshake_ms;
 	portguard_logfmt_tls(&info, line, sizeof(line));
 
-	e = event_create_passthrough(pc->event)->
+	e = event_create_passthrough(portguard_client_event(pc))->
 		set_name("portguard_tls_established")->
 		add_str("tls_mode", info.mode)->
 		add_str("tls_protocol", facts->proto)->
@@ -338,7 +374,7 @@ static void portguard_client_state_error(struct portguard_client *pc,
 
 	/* one wait for a broken backend per connection is enough */
 	pc->rl_active = FALSE;
-	e = event_create_passthrough(pc->event)->
+	e = event_create_passthrough(portguard_client_event(pc))->
 		set_name("portguard_state_error")->
 		add_str("operation", op)->
 		add_str("error", error);
@@ -394,7 +430,7 @@ static void portguard_client_rl_connect(struct portguard_client *pc,
 	if (!res.banned)
 		return;
 	if (!portguard_client_rl_enforcing()) {
-		e = event_create_passthrough(pc->event)->
+		e = event_create_passthrough(portguard_client_event(pc))->
 			set_name("portguard_connection_refused")->
 			add_str("reason", "banned")->
 			add_str("monitor", "yes")->
@@ -412,66 +448,104 @@ static void portguard_client_rl_connect(struct portguard_client *pc,
 				portguard_client_ban_detail(pc, &res));
 }
 
-static bool portguard_auth_result_is_failure(enum client_auth_result result)
+/* An AUTH starts: count it in advance; refuse it (and the connection)
+   when the key is banned already. Returns FALSE if the AUTH must not go
+   on. */
+static bool portguard_client_rl_attempt(struct portguard_client *pc)
+{
+	struct portguard_state_result *res = &pc->attempt;
+	struct event_passthrough *e;
+	const char *error;
+
+	if (pc->attempt_active)
+		return TRUE;
+	pc->attempt_started = ioloop_time;
+	if (portguard_state_attempt(portguard_runtime.state, &pc->rl_key,
+				    pc->attempt_started, res, &error) < 0) {
+		portguard_client_state_error(pc, "attempt", error);
+		return !pc->refused;
+	}
+	if (!res->banned) {
+		pc->attempt_active = TRUE;
+		return TRUE;
+	}
+	if (!portguard_client_rl_enforcing()) {
+		e = event_create_passthrough(portguard_client_event(pc))->
+			set_name("portguard_connection_refused")->
+			add_str("reason", "banned")->
+			add_str("monitor", "yes");
+		e_info(e->event(), "monitor: would refuse port=%u "
+		       "reason=banned %s", pc->client->local_port,
+		       portguard_client_ban_detail(pc, res));
+		return TRUE;
+	}
+	pc->attempt_refused = TRUE;
+	portguard_client_refuse(pc, "banned", PORTGUARD_TEXT_BANNED,
+				portguard_client_ban_detail(pc, res));
+	return FALSE;
+}
+
+static enum portguard_attempt_outcome
+portguard_auth_result_outcome(enum client_auth_result result)
 {
 	switch (result) {
+	case CLIENT_AUTH_RESULT_SUCCESS:
+	case CLIENT_AUTH_RESULT_REFERRAL_SUCCESS:
+		return PORTGUARD_ATTEMPT_SUCCEEDED;
 	case CLIENT_AUTH_RESULT_ABORTED:
 	case CLIENT_AUTH_RESULT_AUTHFAILED:
 	case CLIENT_AUTH_RESULT_AUTHFAILED_REASON:
 	case CLIENT_AUTH_RESULT_AUTHZFAILED:
 	case CLIENT_AUTH_RESULT_INVALID_BASE64:
-		return TRUE;
+		return PORTGUARD_ATTEMPT_FAILED;
 	default:
-		return FALSE;
+		/* temporary failures, mechanism or TLS problems, disabled
+		   or expired accounts: not password guessing */
+		return PORTGUARD_ATTEMPT_NOT_COUNTED;
 	}
 }
 
-/* One failed or aborted SASL exchange: count it; at the limit the key is
-   banned and (enforce) this connection is closed after its reply. */
-static void portguard_client_rl_failure(struct portguard_client *pc,
-					const char *why)
+/* The AUTH counted in advance ended. A failure that reached the limit
+   bans the key (logged now) and, enforcing, closes this connection after
+   its reply. */
+static void portguard_client_rl_attempt_end(struct portguard_client *pc,
+					    enum client_auth_result result)
 {
-	struct portguard_state_result res;
+	enum portguard_attempt_outcome outcome =
+		portguard_auth_result_outcome(result);
+	struct portguard_state_result *res = &pc->attempt;
 	struct event_passthrough *e;
 	const char *error;
 	bool monitor = !portguard_client_rl_enforcing();
 
-	if (portguard_state_fail(portguard_runtime.state, &pc->rl_key,
-				 ioloop_time, &res, &error) < 0) {
-		portguard_client_state_error(pc, "fail", error);
+	pc->attempt_active = FALSE;
+	if (portguard_state_attempt_end(portguard_runtime.state, &pc->rl_key,
+					pc->attempt_started, res, outcome,
+					&error) < 0) {
+		portguard_client_state_error(pc, "attempt_end", error);
 		return;
 	}
-	e_debug(pc->event, "auth_failure key=%s failures=%u why=%s",
-		pc->rl_key_str, res.failures, why);
-	if (res.new_ban) {
-		e = event_create_passthrough(pc->event)->
-			set_name("portguard_ban")->
-			add_int("failures", res.failures)->
-			add_int("ban_secs", res.ban_secs)->
-			add_int("ban_level", res.ban_level)->
-			add_str("monitor", monitor ? "yes" : "no");
-		e_info(e->event(), "%sban key=%s failures=%u ban_secs=%u "
-		       "ban_level=%u port=%u", monitor ? "monitor: would " : "",
-		       pc->rl_key_str, res.failures, res.ban_secs,
-		       res.ban_level, pc->client->local_port);
-	}
-	if (res.banned && !monitor) {
-		if (pc->client->output != NULL) {
-			pc->refuse_after_reply = TRUE;
-			pc->refuse_offset = pc->client->output->offset;
-		}
-		portguard_client_refuse(pc, "banned", PORTGUARD_TEXT_BANNED,
-					portguard_client_ban_detail(pc, &res));
-	}
-}
+	if (outcome != PORTGUARD_ATTEMPT_FAILED || !res->new_ban)
+		return;
 
-static void portguard_client_rl_success(struct portguard_client *pc)
-{
-	const char *error;
-
-	if (portguard_state_success(portguard_runtime.state, &pc->rl_key,
-				    ioloop_time, &error) < 0)
-		portguard_client_state_error(pc, "success", error);
+	e = event_create_passthrough(portguard_client_event(pc))->
+		set_name("portguard_ban")->
+		add_int("failures", res->failures)->
+		add_int("ban_secs", res->ban_secs)->
+		add_int("ban_level", res->ban_level)->
+		add_str("monitor", monitor ? "yes" : "no");
+	e_info(e->event(), "%sban key=%s failures=%u ban_secs=%u "
+	       "ban_level=%u port=%u", monitor ? "monitor: would " : "",
+	       pc->rl_key_str, res->failures, res->ban_secs, res->ban_level,
+	       pc->client->local_port);
+	if (monitor || pc->client->disconnected)
+		return;
+	if (pc->client->output != NULL) {
+		pc->refuse_after_reply = TRUE;
+		pc->refuse_offset = pc->client->output->offset;
+	}
+	portguard_client_refuse(pc, "banned", PORTGUARD_TEXT_BANNED,
+				portguard_client_ban_detail(pc, res));
 }
 
 /* ---- vfunc overrides ---- */
@@ -508,10 +582,15 @@ portguard_client_sasl_filter_mech(struct client *client,
 	if (pc->verdict == PORTGUARD_CONNECT_REQUIRE_STARTTLS &&
 	    !PORTGUARD_CLIENT_TLS(client))
 		return FALSE;
-	if (pc->refused)
+	if (pc->refused) {
+		/* an AUTH after the refusal was decided: the 421 answers */
+		if (client->authenticating)
+			pc->attempt_refused = TRUE;
 		return FALSE;
-	if (client->authenticating)
-		pc->auth_in_progress = TRUE;
+	}
+	if (client->authenticating && pc->rl_active &&
+	    !portguard_client_rl_attempt(pc))
+		return FALSE;
 	if (pc->module_ctx.super.sasl_filter_mech == NULL)
 		return TRUE;
 	return pc->module_ctx.super.sasl_filter_mech(client, mech);
@@ -553,19 +632,20 @@ portguard_client_auth_result(struct client *client,
 
 	portguard_log_escape(user, sizeof(user), client->virtual_user,
 			     PORTGUARD_LOG_VALUE_MAX);
-	e = event_create_passthrough(pc->event)->
+	e = event_create_passthrough(portguard_client_event(pc))->
 		set_name("portguard_auth_finished")->
 		add_str("result", name)->
 		add_str("auth_user", user);
 	e_debug(e->event(), "auth_finished port=%u result=%s user=%s",
 		client->local_port, name, user);
 
-	pc->auth_in_progress = FALSE;
-	if (pc->rl_active) {
-		if (portguard_auth_result_is_failure(result))
-			portguard_client_rl_failure(pc, name);
-		else if (result == CLIENT_AUTH_RESULT_SUCCESS)
-			portguard_client_rl_success(pc);
+	if (pc->attempt_active)
+		portguard_client_rl_attempt_end(pc, result);
+	if (pc->attempt_refused) {
+		/* refused at its start: the 421 answers it, not Dovecot's
+		   "unsupported mechanism" */
+		pc->attempt_refused = FALSE;
+		return;
 	}
 	pc->module_ctx.super.auth_result(client, result, reply, text);
 }
@@ -578,10 +658,10 @@ static void portguard_client_destroy(struct client *client)
 		/* disconnected right after the handshake: still log it */
 		portguard_client_tls_established(pc);
 	}
-	if (pc->auth_in_progress && pc->rl_active && !client->login_success) {
-		/* gave up in the middle of a SASL exchange */
-		pc->auth_in_progress = FALSE;
-		portguard_client_rl_failure(pc, "disconnected");
+	if (pc->attempt_active && !client->login_success) {
+		/* gave up in the middle of a SASL exchange (Dovecot normally
+		   reports it as aborted before this): it stays counted */
+		pc->attempt_active = FALSE;
 	}
 	timeout_remove(&pc->to_refuse);
 	io_remove(&pc->io_handshake);
@@ -592,6 +672,8 @@ static void portguard_client_destroy(struct client *client)
 	if (pc->module_ctx.super.destroy != NULL)
 		pc->module_ctx.super.destroy(client);
 	event_unref(&pc->event);
+	if (pc->event_detached != NULL)
+		event_unref(&pc->event_detached);
 }
 
 /* ---- set-up ---- */

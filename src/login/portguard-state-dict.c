@@ -268,10 +268,10 @@ static void portguard_dict_unset_failures(struct portguard_state_dict *state,
 }
 
 static int
-portguard_state_dict_fail(struct portguard_state *_state,
-			  const struct portguard_rl_key *key, uint32_t now,
-			  struct portguard_state_result *result_r,
-			  const char **error_r)
+portguard_state_dict_attempt(struct portguard_state *_state,
+			     const struct portguard_rl_key *key, uint32_t now,
+			     struct portguard_state_result *result_r,
+			     const char **error_r)
 {
 	struct portguard_state_dict *state = DICT_STATE(_state);
 	const struct portguard_rl_config *config = &_state->rl->config;
@@ -281,6 +281,17 @@ portguard_state_dict_fail(struct portguard_state *_state,
 	unsigned int cur, prev = 0;
 	char buf[96];
 	bool found;
+
+	if (portguard_dict_lookup_history(state, key, &entry, &found,
+					  error_r) < 0)
+		return -1;
+	if (portguard_rl_is_banned(&entry, now, &result_r->remaining_secs)) {
+		/* refused unchecked: nothing to count */
+		result_r->banned = TRUE;
+		result_r->ban_level = entry.ban_level;
+		return 0;
+	}
+	portguard_rl_snapshot_take(&entry, &result_r->before);
 
 	/* count: an atomic increment, exact whoever else counts */
 	trans = dict_transaction_begin(state->dict, &state->op_set);
@@ -297,23 +308,15 @@ portguard_state_dict_fail(struct portguard_state *_state,
 		return -1;
 	result_r->failures = portguard_rl_window_estimate(cur, prev, now,
 							  config->fail_window);
-	if (portguard_dict_lookup_history(state, key, &entry, &found,
-					  error_r) < 0)
-		return -1;
-	if (portguard_rl_is_banned(&entry, now, &result_r->remaining_secs)) {
-		/* banned meanwhile (another process or host) */
-		result_r->banned = TRUE;
-		result_r->ban_level = entry.ban_level;
-		return 0;
-	}
+	result_r->ban_level = entry.ban_level;
 	if (result_r->failures < config->fail_limit)
 		return 0;
 
 	/* the limit is reached: ban. Two processes doing this at once
 	   read the same history and write the same level. */
 	result_r->ban_secs = portguard_rl_auto_ban(&entry, config, now);
-	result_r->banned = TRUE;
 	result_r->new_ban = TRUE;
+	result_r->failures = config->fail_limit;
 	result_r->ban_level = entry.ban_level;
 	(void)portguard_rl_is_banned(&entry, now, &result_r->remaining_secs);
 	trans = dict_transaction_begin(state->dict, &state->op_set);
@@ -324,16 +327,42 @@ portguard_state_dict_fail(struct portguard_state *_state,
 }
 
 static int
-portguard_state_dict_success(struct portguard_state *_state,
-			     const struct portguard_rl_key *key, uint32_t now,
-			     const char **error_r)
+portguard_state_dict_attempt_end(struct portguard_state *_state,
+				 const struct portguard_rl_key *key,
+				 uint32_t started,
+				 const struct portguard_state_result *attempt,
+				 enum portguard_attempt_outcome outcome,
+				 const char **error_r)
 {
 	struct portguard_state_dict *state = DICT_STATE(_state);
+	const struct portguard_rl_config *config = &_state->rl->config;
 	struct dict_transaction_context *trans;
+	struct portguard_rl_entry entry;
+	char buf[96];
+	bool found;
 
+	if (outcome == PORTGUARD_ATTEMPT_FAILED)
+		return 0;
 	trans = dict_transaction_begin(state->dict, &state->op_set);
-	portguard_dict_unset_failures(state, trans, key, now);
-	return portguard_dict_commit(state, &trans, "success", error_r);
+	if (attempt->new_ban) {
+		/* undo the ban this attempt started, if still in force */
+		if (portguard_dict_lookup_history(state, key, &entry, &found,
+						  error_r) < 0) {
+			dict_transaction_rollback(&trans);
+			return -1;
+		}
+		portguard_rl_undo_ban(&entry, &attempt->before, started);
+		dict_set(trans, portguard_dict_ban_key(key),
+			 portguard_rl_history_to_str(&entry, buf,
+						     sizeof(buf)));
+	}
+	if (outcome == PORTGUARD_ATTEMPT_SUCCEEDED)
+		portguard_dict_unset_failures(state, trans, key, started);
+	else if (!attempt->new_ban) {
+		dict_atomic_inc(trans, portguard_dict_fail_key(key,
+				started / config->fail_window), -1);
+	}
+	return portguard_dict_commit(state, &trans, "attempt end", error_r);
 }
 
 static int
@@ -459,8 +488,8 @@ portguard_state_dict_flush(struct portguard_state *_state,
 static const struct portguard_state_vfuncs portguard_state_dict_vfuncs = {
 	.close = portguard_state_dict_close,
 	.check = portguard_state_dict_check,
-	.fail = portguard_state_dict_fail,
-	.success = portguard_state_dict_success,
+	.attempt = portguard_state_dict_attempt,
+	.attempt_end = portguard_state_dict_attempt_end,
 	.iterate = portguard_state_dict_iterate,
 	.ban = portguard_state_dict_ban,
 	.unban = portguard_state_dict_unban,

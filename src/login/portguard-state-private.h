@@ -11,13 +11,16 @@ struct portguard_state_vfuncs {
 		     const struct portguard_rl_key *key, uint32_t now,
 		     struct portguard_state_result *result_r,
 		     const char **error_r);
-	int (*fail)(struct portguard_state *state,
-		    const struct portguard_rl_key *key, uint32_t now,
-		    struct portguard_state_result *result_r,
-		    const char **error_r);
-	int (*success)(struct portguard_state *state,
+	int (*attempt)(struct portguard_state *state,
 		       const struct portguard_rl_key *key, uint32_t now,
+		       struct portguard_state_result *result_r,
 		       const char **error_r);
+	int (*attempt_end)(struct portguard_state *state,
+			   const struct portguard_rl_key *key,
+			   uint32_t started,
+			   const struct portguard_state_result *attempt,
+			   enum portguard_attempt_outcome outcome,
+			   const char **error_r);
 	int (*iterate)(struct portguard_state *state,
 		       portguard_state_iter_func_t *func, void *context,
 		       const char **error_r);

@@ -75,84 +75,108 @@ portguard_state_shm_check(struct portguard_state *_state,
 	return 0;
 }
 
-struct portguard_state_fail_ctx {
+struct portguard_state_attempt_ctx {
 	const struct portguard_rl_config *config;
 	uint32_t now;
 	struct portguard_state_result *result;
 };
 
 static bool
-portguard_state_fail_update(struct portguard_rl_entry *entry,
-			    bool created ATTR_UNUSED, void *context)
+portguard_state_attempt_update(struct portguard_rl_entry *entry,
+			       bool created ATTR_UNUSED, void *context)
 {
-	struct portguard_state_fail_ctx *ctx = context;
+	struct portguard_state_attempt_ctx *ctx = context;
 	struct portguard_state_result *result = ctx->result;
-	bool banned_before;
 
-	banned_before = portguard_rl_is_banned(entry, ctx->now, NULL);
+	if (portguard_rl_is_banned(entry, ctx->now,
+				   &result->remaining_secs)) {
+		/* refused unchecked: nothing to count */
+		result->banned = TRUE;
+		result->ban_level = entry->ban_level;
+		return TRUE;
+	}
+	portguard_rl_snapshot_take(entry, &result->before);
 	if (portguard_rl_fail(entry, ctx->config, ctx->now,
 			      &result->ban_secs) == PORTGUARD_RL_BANNED) {
 		result->new_ban = TRUE;
 		/* the ban used the failures up: report what caused it */
 		result->failures = ctx->config->fail_limit;
+		(void)portguard_rl_is_banned(entry, ctx->now,
+					     &result->remaining_secs);
 	} else {
 		result->failures = portguard_rl_failures(entry, ctx->config,
 							 ctx->now);
 	}
-	result->banned = banned_before || result->new_ban;
-	(void)portguard_rl_is_banned(entry, ctx->now,
-				     &result->remaining_secs);
 	result->ban_level = entry->ban_level;
 	return TRUE;
 }
 
 static int
-portguard_state_shm_fail(struct portguard_state *_state,
-			 const struct portguard_rl_key *key, uint32_t now,
-			 struct portguard_state_result *result_r,
-			 const char **error_r)
+portguard_state_shm_attempt(struct portguard_state *_state,
+			    const struct portguard_rl_key *key, uint32_t now,
+			    struct portguard_state_result *result_r,
+			    const char **error_r)
 {
-	struct portguard_state_fail_ctx ctx = {
+	struct portguard_state_attempt_ctx ctx = {
 		.config = &_state->rl->config,
 		.now = now,
 		.result = result_r,
 	};
 
 	if (portguard_shm_update(SHM_STATE(_state)->shm, key, now, TRUE,
-				 portguard_state_fail_update, &ctx,
+				 portguard_state_attempt_update, &ctx,
 				 error_r) < 0)
 		return -1;
 	return 0;
 }
 
-struct portguard_state_success_ctx {
+struct portguard_state_end_ctx {
 	const struct portguard_rl_config *config;
-	uint32_t now;
+	uint32_t now, started;
+	const struct portguard_state_result *attempt;
+	enum portguard_attempt_outcome outcome;
 };
 
 static bool
-portguard_state_success_update(struct portguard_rl_entry *entry,
-			       bool created ATTR_UNUSED, void *context)
+portguard_state_end_update(struct portguard_rl_entry *entry,
+			   bool created ATTR_UNUSED, void *context)
 {
-	struct portguard_state_success_ctx *ctx = context;
+	struct portguard_state_end_ctx *ctx = context;
 
-	portguard_rl_success(entry, ctx->now);
+	if (ctx->outcome == PORTGUARD_ATTEMPT_FAILED)
+		return TRUE;
+	if (ctx->attempt->new_ban) {
+		portguard_rl_undo_ban(entry, &ctx->attempt->before,
+				      ctx->started);
+	}
+	if (ctx->outcome == PORTGUARD_ATTEMPT_SUCCEEDED)
+		portguard_rl_success(entry, ctx->now);
+	else
+		portguard_rl_refund(entry, ctx->started);
 	/* nothing left worth keeping: free the slot */
 	return !portguard_rl_is_idle(entry, ctx->config, ctx->now);
 }
 
 static int
-portguard_state_shm_success(struct portguard_state *_state,
-			    const struct portguard_rl_key *key, uint32_t now,
-			    const char **error_r)
+portguard_state_shm_attempt_end(struct portguard_state *_state,
+				const struct portguard_rl_key *key,
+				uint32_t started,
+				const struct portguard_state_result *attempt,
+				enum portguard_attempt_outcome outcome,
+				const char **error_r)
 {
-	struct portguard_state_success_ctx ctx = {
+	struct portguard_state_end_ctx ctx = {
 		.config = &_state->rl->config,
-		.now = now,
+		.now = started,
+		.started = started,
+		.attempt = attempt,
+		.outcome = outcome,
 	};
 
-	if (portguard_shm_update(SHM_STATE(_state)->shm, key, now, FALSE,
-				 portguard_state_success_update, &ctx,
+	if (outcome == PORTGUARD_ATTEMPT_FAILED)
+		return 0;
+	if (portguard_shm_update(SHM_STATE(_state)->shm, key, started, FALSE,
+				 portguard_state_end_update, &ctx,
 				 error_r) < 0)
 		return -1;
 	return 0;
@@ -203,11 +227,16 @@ portguard_state_shm_ban(struct portguard_state *_state,
 	return 0;
 }
 
+struct portguard_state_unban_ctx {
+	const struct portguard_rl_config *config;
+	uint32_t now;
+};
+
 static bool
 portguard_state_unban_update(struct portguard_rl_entry *entry,
 			     bool created ATTR_UNUSED, void *context)
 {
-	struct portguard_state_success_ctx *ctx = context;
+	struct portguard_state_unban_ctx *ctx = context;
 
 	portguard_rl_unban(entry, ctx->now);
 	return !portguard_rl_is_idle(entry, ctx->config, ctx->now);
@@ -218,7 +247,7 @@ portguard_state_shm_unban(struct portguard_state *_state,
 			  const struct portguard_rl_key *key, uint32_t now,
 			  bool *found_r, const char **error_r)
 {
-	struct portguard_state_success_ctx ctx = {
+	struct portguard_state_unban_ctx ctx = {
 		.config = &_state->rl->config,
 		.now = now,
 	};
@@ -243,8 +272,8 @@ portguard_state_shm_flush(struct portguard_state *_state,
 static const struct portguard_state_vfuncs portguard_state_shm_vfuncs = {
 	.close = portguard_state_shm_close,
 	.check = portguard_state_shm_check,
-	.fail = portguard_state_shm_fail,
-	.success = portguard_state_shm_success,
+	.attempt = portguard_state_shm_attempt,
+	.attempt_end = portguard_state_shm_attempt_end,
 	.iterate = portguard_state_shm_iterate,
 	.ban = portguard_state_shm_ban,
 	.unban = portguard_state_shm_unban,

@@ -79,20 +79,24 @@ int portguard_state_check(struct portguard_state *state,
 	return state->v->check(state, key, now, result_r, error_r);
 }
 
-int portguard_state_fail(struct portguard_state *state,
-			 const struct portguard_rl_key *key, uint32_t now,
-			 struct portguard_state_result *result_r,
-			 const char **error_r)
-{
-	i_zero(result_r);
-	return state->v->fail(state, key, now, result_r, error_r);
-}
-
-int portguard_state_success(struct portguard_state *state,
+int portguard_state_attempt(struct portguard_state *state,
 			    const struct portguard_rl_key *key, uint32_t now,
+			    struct portguard_state_result *result_r,
 			    const char **error_r)
 {
-	return state->v->success(state, key, now, error_r);
+	i_zero(result_r);
+	return state->v->attempt(state, key, now, result_r, error_r);
+}
+
+int portguard_state_attempt_end(struct portguard_state *state,
+				const struct portguard_rl_key *key,
+				uint32_t started,
+				const struct portguard_state_result *attempt,
+				enum portguard_attempt_outcome outcome,
+				const char **error_r)
+{
+	return state->v->attempt_end(state, key, started, attempt, outcome,
+				     error_r);
 }
 
 int portguard_state_iterate(struct portguard_state *state,

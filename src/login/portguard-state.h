@@ -30,14 +30,26 @@ struct portguard_rl_settings {
 };
 
 struct portguard_state_result {
-	/* banned now (check), or after this failure (fail) */
+	/* check: banned now; attempt: banned before it (refuse it) */
 	bool banned;
-	/* this failure started a ban */
+	/* attempt: counting it reached the limit and started a ban */
 	bool new_ban;
 	unsigned int remaining_secs;
 	unsigned int ban_secs;
 	unsigned int ban_level;
 	unsigned int failures;
+	/* attempt: the ban fields before it, to undo its ban */
+	struct portguard_rl_snapshot before;
+};
+
+/* How an AUTH counted in advance by portguard_state_attempt() ended. */
+enum portguard_attempt_outcome {
+	/* failed or aborted: it stays counted (and its ban, if any) */
+	PORTGUARD_ATTEMPT_FAILED = 0,
+	/* succeeded: the key's failures are forgotten, its ban undone */
+	PORTGUARD_ATTEMPT_SUCCEEDED,
+	/* neither (temporary failure, wrong mechanism, ...): given back */
+	PORTGUARD_ATTEMPT_NOT_COUNTED,
 };
 
 struct portguard_state;
@@ -64,15 +76,23 @@ int portguard_state_check(struct portguard_state *state,
 			  const struct portguard_rl_key *key, uint32_t now,
 			  struct portguard_state_result *result_r,
 			  const char **error_r);
-/* Count a failed AUTH for key at now. */
-int portguard_state_fail(struct portguard_state *state,
-			 const struct portguard_rl_key *key, uint32_t now,
-			 struct portguard_state_result *result_r,
-			 const char **error_r);
-/* A successful AUTH: forget key's failures. */
-int portguard_state_success(struct portguard_state *state,
+/* An AUTH starts at now: unless key is banned already (result_r->banned:
+   refuse it, nothing counted), count it as a failure in advance, so that
+   parallel AUTHs cannot get more password checks than the limit. When
+   this reaches the limit, the ban starts now (result_r->new_ban) and this
+   AUTH is still checked. */
+int portguard_state_attempt(struct portguard_state *state,
 			    const struct portguard_rl_key *key, uint32_t now,
+			    struct portguard_state_result *result_r,
 			    const char **error_r);
+/* The AUTH counted by portguard_state_attempt() at started (with its
+   result) ended with outcome. */
+int portguard_state_attempt_end(struct portguard_state *state,
+				const struct portguard_rl_key *key,
+				uint32_t started,
+				const struct portguard_state_result *attempt,
+				enum portguard_attempt_outcome outcome,
+				const char **error_r);
 
 /* ---- administration (doveadm) ---- */
 

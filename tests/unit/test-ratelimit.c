@@ -760,6 +760,80 @@ static void test_rl_history_codec(void **state)
 	}
 }
 
+static void test_rl_attempt_undo_refund(void **state)
+{
+	const struct portguard_rl_config config = {
+		.fail_limit = 5, .fail_window = 600,
+		.ban_duration = 900, .ban_duration_max = 86400,
+	};
+	static const struct {
+		const char *label;
+		unsigned int before; /* failures counted before the attempt */
+		bool success; /* outcome: success (undo) or refund */
+		unsigned int expect_failures;
+		bool expect_banned;
+	} rows[] = {
+		{ "4 failures, crossing attempt succeeds: no ban", 4, true,
+		  0, false },
+		{ "4 failures, crossing attempt refunded: no ban", 4, false,
+		  0, false },
+		{ "2 failures, attempt refunded: 2 left", 2, false, 2, false },
+		{ "2 failures, attempt succeeds: 0 left", 2, true, 0, false },
+		{ "0 failures, attempt refunded: 0 left", 0, false, 0, false },
+	};
+	struct portguard_rl_entry entry;
+	struct portguard_rl_snapshot snap;
+	unsigned int i, j, secs;
+	uint32_t now = 10000;
+
+	(void)state;
+	for (i = 0; i < N_ELEMENTS(rows); i++) {
+		memset(&entry, 0, sizeof(entry));
+		for (j = 0; j < rows[i].before; j++)
+			(void)portguard_rl_fail(&entry, &config, now - 10 + j,
+						&secs);
+		portguard_rl_snapshot_take(&entry, &snap);
+		(void)portguard_rl_fail(&entry, &config, now, &secs);
+		portguard_rl_undo_ban(&entry, &snap, now);
+		if (rows[i].success)
+			portguard_rl_success(&entry, now);
+		else
+			portguard_rl_refund(&entry, now);
+		CHECK_INT(rows[i].label,
+			  portguard_rl_failures(&entry, &config, now),
+			  rows[i].expect_failures);
+		CHECK_INT(rows[i].label,
+			  portguard_rl_is_banned(&entry, now, NULL),
+			  rows[i].expect_banned);
+		CHECK_INT(rows[i].label, entry.ban_level, 0);
+	}
+
+	/* a crossing attempt that fails keeps its ban; undo of another
+	   ban start does nothing */
+	memset(&entry, 0, sizeof(entry));
+	for (j = 0; j < 4; j++)
+		(void)portguard_rl_fail(&entry, &config, now - 10 + j, &secs);
+	portguard_rl_snapshot_take(&entry, &snap);
+	assert_int_equal(portguard_rl_fail(&entry, &config, now, &secs),
+			 PORTGUARD_RL_BANNED);
+	portguard_rl_undo_ban(&entry, &snap, now - 1);
+	assert_true(portguard_rl_is_banned(&entry, now, NULL));
+	assert_int_equal(entry.ban_level, 1);
+
+	/* refund takes the newest failure with that time, keeps order */
+	memset(&entry, 0, sizeof(entry));
+	(void)portguard_rl_fail(&entry, &config, 100, &secs);
+	(void)portguard_rl_fail(&entry, &config, 200, &secs);
+	(void)portguard_rl_fail(&entry, &config, 300, &secs);
+	portguard_rl_refund(&entry, 200);
+	assert_int_equal(portguard_rl_failures(&entry, &config, 310), 2);
+	portguard_rl_refund(&entry, 200);
+	assert_int_equal(portguard_rl_failures(&entry, &config, 310), 2);
+	portguard_rl_refund(&entry, 100);
+	portguard_rl_refund(&entry, 300);
+	assert_int_equal(portguard_rl_failures(&entry, &config, 310), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -776,6 +850,7 @@ int main(void)
 		cmocka_unit_test(test_rl_window_estimate),
 		cmocka_unit_test(test_rl_auto_ban),
 		cmocka_unit_test(test_rl_history_codec),
+		cmocka_unit_test(test_rl_attempt_undo_refund),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
