@@ -234,5 +234,12 @@ if [ "${skipped:-0}" -gt 0 ]; then
 	fi
 fi
 
+# One closing line for CI: every cmocka case and pytest test that ran.
+unit_passed=$(cat tests/unit/*.log 2>/dev/null |
+	sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\./\1/p' |
+	awk '{n += $1} END {print n + 0}')
+integ_passed=$(sed -n 's/^=* \([0-9]*\) passed.*/\1/p' \
+	tests/integration/run.sh.log 2>/dev/null | tail -n1)
 echo
-echo "check.sh: all tests passed"
+echo "check.sh: all tests passed (cmocka cases: $unit_passed, integration tests: ${integ_passed:-0})"
+echo "tests: $((unit_passed + ${integ_passed:-0})) passed, 0 failed"
