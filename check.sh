@@ -39,7 +39,7 @@ PACKAGES=(
 	libcmocka-dev libssl-dev
 	dovecot-core dovecot-dev dovecot-submissiond dovecot-imapd
 	swaks libnet-ssleay-perl openssl python3 python3-pytest redis-server
-	util-linux iproute2 procps
+	redis-tools util-linux iproute2 procps
 )
 
 # Headers and binaries must come from the same build: dovecot-dev does not

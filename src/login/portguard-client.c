@@ -448,6 +448,25 @@ static void portguard_client_rl_connect(struct portguard_client *pc,
 				portguard_client_ban_detail(pc, &res));
 }
 
+static void
+portguard_client_log_ban(struct portguard_client *pc,
+			 const struct portguard_state_result *res)
+{
+	struct event_passthrough *e;
+	bool monitor = !portguard_client_rl_enforcing();
+
+	e = event_create_passthrough(portguard_client_event(pc))->
+		set_name("portguard_ban")->
+		add_int("failures", res->failures)->
+		add_int("ban_secs", res->ban_secs)->
+		add_int("ban_level", res->ban_level)->
+		add_str("monitor", monitor ? "yes" : "no");
+	e_info(e->event(), "%sban key=%s failures=%u ban_secs=%u "
+	       "ban_level=%u port=%u", monitor ? "monitor: would " : "",
+	       pc->rl_key_str, res->failures, res->ban_secs, res->ban_level,
+	       pc->client->local_port);
+}
+
 /* An AUTH starts: count it in advance; refuse it (and the connection)
    when the key is banned already. Returns FALSE if the AUTH must not go
    on. */
@@ -468,6 +487,10 @@ static bool portguard_client_rl_attempt(struct portguard_client *pc)
 	if (!res->banned) {
 		pc->attempt_active = TRUE;
 		return TRUE;
+	}
+	if (res->new_ban) {
+		/* it went past the limit in a race and wrote the ban */
+		portguard_client_log_ban(pc, res);
 	}
 	if (!portguard_client_rl_enforcing()) {
 		e = event_create_passthrough(portguard_client_event(pc))->
@@ -514,7 +537,6 @@ static void portguard_client_rl_attempt_end(struct portguard_client *pc,
 	enum portguard_attempt_outcome outcome =
 		portguard_auth_result_outcome(result);
 	struct portguard_state_result *res = &pc->attempt;
-	struct event_passthrough *e;
 	const char *error;
 	bool monitor = !portguard_client_rl_enforcing();
 
@@ -528,16 +550,7 @@ static void portguard_client_rl_attempt_end(struct portguard_client *pc,
 	if (outcome != PORTGUARD_ATTEMPT_FAILED || !res->new_ban)
 		return;
 
-	e = event_create_passthrough(portguard_client_event(pc))->
-		set_name("portguard_ban")->
-		add_int("failures", res->failures)->
-		add_int("ban_secs", res->ban_secs)->
-		add_int("ban_level", res->ban_level)->
-		add_str("monitor", monitor ? "yes" : "no");
-	e_info(e->event(), "%sban key=%s failures=%u ban_secs=%u "
-	       "ban_level=%u port=%u", monitor ? "monitor: would " : "",
-	       pc->rl_key_str, res->failures, res->ban_secs, res->ban_level,
-	       pc->client->local_port);
+	portguard_client_log_ban(pc, res);
 	if (monitor || pc->client->disconnected)
 		return;
 	if (pc->client->output != NULL) {

@@ -267,6 +267,28 @@ static void portguard_dict_unset_failures(struct portguard_state_dict *state,
 		dict_unset(trans, portguard_dict_fail_key(key, slot - 1));
 }
 
+/* Write a new automatic ban record for key at now (from the history in
+   entry). */
+static int portguard_dict_start_ban(struct portguard_state_dict *state,
+				    const struct portguard_rl_key *key,
+				    uint32_t now,
+				    struct portguard_rl_entry *entry,
+				    struct portguard_state_result *result_r,
+				    const char **error_r)
+{
+	const struct portguard_rl_config *config = &state->state.rl->config;
+	struct dict_transaction_context *trans;
+	char buf[96];
+
+	result_r->ban_secs = portguard_rl_auto_ban(entry, config, now);
+	result_r->ban_level = entry->ban_level;
+	(void)portguard_rl_is_banned(entry, now, &result_r->remaining_secs);
+	trans = dict_transaction_begin(state->dict, &state->op_set);
+	dict_set(trans, portguard_dict_ban_key(key),
+		 portguard_rl_history_to_str(entry, buf, sizeof(buf)));
+	return portguard_dict_commit(state, &trans, "ban", error_r);
+}
+
 static int
 portguard_state_dict_attempt(struct portguard_state *_state,
 			     const struct portguard_rl_key *key, uint32_t now,
@@ -279,7 +301,6 @@ portguard_state_dict_attempt(struct portguard_state *_state,
 	struct portguard_rl_entry entry;
 	uint32_t slot = now / config->fail_window;
 	unsigned int cur, prev = 0;
-	char buf[96];
 	bool found;
 
 	if (portguard_dict_lookup_history(state, key, &entry, &found,
@@ -299,6 +320,10 @@ portguard_state_dict_attempt(struct portguard_state *_state,
 	if (portguard_dict_commit(state, &trans, "count", error_r) < 0)
 		return -1;
 
+	/* The total is read after the increment, so it includes this
+	   attempt and every one counted before it: only attempts that read
+	   a total within the limit may go on, which lets through at most
+	   limit of them whatever the concurrency. */
 	if (portguard_dict_lookup_uint(state, portguard_dict_fail_key(key,
 						slot), &cur, error_r) < 0)
 		return -1;
@@ -312,18 +337,26 @@ portguard_state_dict_attempt(struct portguard_state *_state,
 	if (result_r->failures < config->fail_limit)
 		return 0;
 
-	/* the limit is reached: ban. Two processes doing this at once
-	   read the same history and write the same level. */
-	result_r->ban_secs = portguard_rl_auto_ban(&entry, config, now);
+	/* at or past the limit: banned by someone meanwhile? */
+	if (portguard_dict_lookup_history(state, key, &entry, &found,
+					  error_r) < 0)
+		return -1;
+	if (portguard_rl_is_banned(&entry, now, &result_r->remaining_secs)) {
+		result_r->banned = TRUE;
+		result_r->ban_level = entry.ban_level;
+		return 0;
+	}
+	if (portguard_dict_start_ban(state, key, now, &entry, result_r,
+				     error_r) < 0)
+		return -1;
 	result_r->new_ban = TRUE;
+	if (result_r->failures > config->fail_limit) {
+		/* racing attempts went past the limit: this one is not
+		   checked (the ban is in force for it too) */
+		result_r->banned = TRUE;
+	}
 	result_r->failures = config->fail_limit;
-	result_r->ban_level = entry.ban_level;
-	(void)portguard_rl_is_banned(&entry, now, &result_r->remaining_secs);
-	trans = dict_transaction_begin(state->dict, &state->op_set);
-	dict_set(trans, portguard_dict_ban_key(key),
-		 portguard_rl_history_to_str(&entry, buf, sizeof(buf)));
-	portguard_dict_unset_failures(state, trans, key, now);
-	return portguard_dict_commit(state, &trans, "ban", error_r);
+	return 0;
 }
 
 static int
@@ -358,7 +391,7 @@ portguard_state_dict_attempt_end(struct portguard_state *_state,
 	}
 	if (outcome == PORTGUARD_ATTEMPT_SUCCEEDED)
 		portguard_dict_unset_failures(state, trans, key, started);
-	else if (!attempt->new_ban) {
+	else {
 		dict_atomic_inc(trans, portguard_dict_fail_key(key,
 				started / config->fail_window), -1);
 	}

@@ -7,7 +7,8 @@
 # Runs itself again inside a private mount namespace and bind-mounts a copy of
 # Dovecot's settings module dir (plus our libportguard_settings.so) over it,
 # so that doveconf/config know the portguard_* keys without installing
-# anything system-wide.  Needs root.
+# anything system-wide; likewise a copy of the doveadm module dir plus our
+# lib10_doveadm_portguard_plugin.so (doveadm portguard ...).  Needs root.
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -37,11 +38,13 @@ if [ -z "$moduledir" ] || [ ! -d "$moduledir" ]; then
 	moduledir=/usr/lib/dovecot/modules
 fi
 settingsdir=$moduledir/settings
+doveadmdir=$moduledir/doveadm
 
 plugin_so=$builddir/.libs/lib20_portguard_plugin.so
 settings_so=$builddir/.libs/libportguard_settings.so
+doveadm_so=$builddir/.libs/lib10_doveadm_portguard_plugin.so
 if [ "${PORTGUARD_TEST_NO_PLUGIN:-}" != 1 ]; then
-	for f in "$plugin_so" "$settings_so"; do
+	for f in "$plugin_so" "$settings_so" "$doveadm_so"; do
 		if [ ! -f "$f" ]; then
 			echo "run.sh: $f not built (run make first)" >&2
 			exit 99
@@ -58,6 +61,8 @@ perl -MNet::SSLeay -e 1 2>/dev/null || missing="$missing libnet-ssleay-perl"
 command -v unshare >/dev/null || missing="$missing util-linux"
 [ -x /usr/lib/dovecot/imap-login ] || missing="$missing dovecot-imapd"
 [ -x /usr/lib/dovecot/submission-login ] || missing="$missing dovecot-submissiond"
+command -v redis-server >/dev/null || missing="$missing redis-server"
+command -v redis-cli >/dev/null || missing="$missing redis-tools"
 if [ -n "$missing" ]; then
 	echo "run.sh: missing:$missing (see tests/integration/README.md)" >&2
 	exit 99
@@ -65,6 +70,7 @@ fi
 
 tmp=$(mktemp -d /tmp/portguard-settings.XXXXXX)
 cleanup() {
+	umount "$doveadmdir" 2>/dev/null
 	umount "$settingsdir" 2>/dev/null
 	rm -rf "$tmp"
 }
@@ -83,6 +89,24 @@ fi
 chmod 755 "$tmp" "$tmp/settings"
 mount --bind "$tmp/settings" "$settingsdir" || exit 99
 echo "settings modules ($settingsdir): $(ls "$settingsdir" | tr '\n' ' ')"
+
+# doveadm loads every plugin of its module dir: the same trick for
+# `doveadm portguard ...` (test_doveadm.py)
+mkdir -p "$tmp/doveadm"
+if [ -d "$doveadmdir" ]; then
+	cp -a "$doveadmdir"/. "$tmp/doveadm"/
+fi
+if [ -f "$doveadm_so" ]; then
+	cp "$doveadm_so" "$tmp/doveadm/lib10_doveadm_portguard_plugin.so"
+fi
+chmod 755 "$tmp/doveadm"
+if [ -d "$doveadmdir" ]; then
+	mount --bind "$tmp/doveadm" "$doveadmdir" || exit 99
+else
+	echo "run.sh: $doveadmdir does not exist" >&2
+	exit 99
+fi
+echo "doveadm modules ($doveadmdir): $(ls "$doveadmdir" | tr '\n' ' ')"
 
 export PYTHONDONTWRITEBYTECODE=1
 cd "$here"
