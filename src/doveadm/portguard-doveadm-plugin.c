@@ -94,6 +94,28 @@ portguard_doveadm_parse_key(struct portguard_doveadm *ctx, const char *str,
 	return TRUE;
 }
 
+/* Log an administrative change as a line and a named event
+   (portguard_ban, portguard_unban, portguard_flush) with the key. */
+static void ATTR_FORMAT(3, 4)
+portguard_doveadm_log(const char *event_name, const char *key,
+		      const char *fmt, ...)
+{
+	struct event *event = event_create(NULL);
+	va_list args;
+
+	event_set_name(event, event_name);
+	event_set_append_log_prefix(event, "portguard: ");
+	event_add_str(event, "manual", "yes");
+	if (key != NULL)
+		event_add_str(event, "key", key);
+	va_start(args, fmt);
+	T_BEGIN {
+		e_info(event, "%s", t_strdup_vprintf(fmt, args));
+	} T_END;
+	va_end(args);
+	event_unref(&event);
+}
+
 static const char *portguard_doveadm_time(uint32_t t)
 {
 	return t == 0 ? "-" : t_strflocaltime("%Y-%m-%d %H:%M:%S", t);
@@ -199,9 +221,10 @@ static void cmd_portguard_ban(struct doveadm_cmd_context *cctx)
 		i_error("portguard: ban: %s", error);
 		doveadm_exit_code = EX_TEMPFAIL;
 	} else {
-		i_info("portguard: ban key=%s ban_secs=%u manual=yes",
-		       portguard_rl_key_to_str(&key, keybuf, sizeof(keybuf)),
-		       used);
+		(void)portguard_rl_key_to_str(&key, keybuf, sizeof(keybuf));
+		portguard_doveadm_log("portguard_ban", keybuf,
+				      "ban key=%s ban_secs=%u manual=yes",
+				      keybuf, used);
 	}
 	portguard_doveadm_close(&ctx);
 }
@@ -234,7 +257,8 @@ static void cmd_portguard_unban(struct doveadm_cmd_context *cctx)
 		i_error("portguard: unban: %s is not tracked", keybuf);
 		doveadm_exit_code = DOVEADM_EX_NOTFOUND;
 	} else {
-		i_info("portguard: unban key=%s", keybuf);
+		portguard_doveadm_log("portguard_unban", keybuf,
+				      "unban key=%s", keybuf);
 	}
 	portguard_doveadm_close(&ctx);
 }
@@ -250,7 +274,8 @@ static void cmd_portguard_flush(struct doveadm_cmd_context *cctx ATTR_UNUSED)
 		i_error("portguard: flush: %s", error);
 		doveadm_exit_code = EX_TEMPFAIL;
 	} else {
-		i_info("portguard: flush: all keys forgotten");
+		portguard_doveadm_log("portguard_flush", NULL,
+				      "flush: all keys forgotten");
 	}
 	portguard_doveadm_close(&ctx);
 }
