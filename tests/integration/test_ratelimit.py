@@ -567,17 +567,17 @@ def test_ban_survives_restart():
 # 8. concurrency: 20 failed AUTHs from one source at the same moment
 
 
-def test_concurrent_failures(rl):
-    src, n = "127.0.0.9", 20
-    skip_anvil_penalty(rl, src)
-    since = rl.log_size()
+def concurrent_auths(dv, src, n):
+    """n connections from src to the implicit-TLS port, released together
+    by a barrier, each sending one wrong AUTH. Returns per connection
+    (code, lines, rest until EOF, closed) or ("error", text, "", True)."""
     barrier = threading.Barrier(n, timeout=TIMEOUT)
     results = [None] * n
 
     def worker(i):
         c = None
         try:
-            c = connect_implicit(rl, src)
+            c = connect_implicit(dv, src)
             barrier.wait()
             code, lines = auth(c)
             # the 421 follows at once; a connection that is not closed
@@ -585,7 +585,7 @@ def test_concurrent_failures(rl):
             c.sock.settimeout(3)
             rest, closed = c.read_until_eof(3)
             results[i] = (code, lines, rest, closed)
-        except Exception as e:      # reported below
+        except Exception as e:      # reported by the caller
             results[i] = ("error", repr(e), "", True)
             try:
                 barrier.abort()
@@ -596,11 +596,19 @@ def test_concurrent_failures(rl):
                 c.close()
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    t0 = time.time()
     for t in threads:
         t.start()
     for t in threads:
         t.join(TIMEOUT * 2)
+    return results
+
+
+def test_concurrent_failures(rl):
+    src, n = "127.0.0.9", 20
+    skip_anvil_penalty(rl, src)
+    since = rl.log_size()
+    t0 = time.time()
+    results = concurrent_auths(rl, src, n)
     errors = [r for r in results if r is None or r[0] == "error"]
     assert not errors, errors
     n535 = sum(1 for r in results if r[0] == 535)

@@ -24,7 +24,8 @@ import pytest
 import pgdovecot
 import pgredis
 from pgdovecot import RawSMTP, parse_kv, tls_context
-from test_ratelimit import (BANNED_421, LIMIT, RL_CONF, TIMEOUT, auth,
+from test_ratelimit import (BANNED_421, LIMIT, RL_CONF, TIMEOUT,
+                            concurrent_auths,
                             ban_line_re, connect_implicit, connect_starttls,
                             expect_greeting_starttls_port,
                             expect_refused_starttls_port, fail,
@@ -290,34 +291,8 @@ def test_redis_concurrent_failures(rd_a, redis_shared):
     dv, src, n = rd_a, "127.0.1.30", 20
     skip_anvil_penalty(dv, src)
     since = dv.log_size()
-    barrier = threading.Barrier(n, timeout=TIMEOUT)
-    results = [None] * n
-
-    def worker(i):
-        c = None
-        try:
-            c = connect_implicit(dv, src)
-            barrier.wait()
-            code, lines = auth(c)
-            c.sock.settimeout(3)
-            rest, closed = c.read_until_eof(3)
-            results[i] = (code, lines, rest, closed)
-        except Exception as e:      # reported below
-            results[i] = ("error", repr(e), "", True)
-            try:
-                barrier.abort()
-            except Exception:
-                pass
-        finally:
-            if c is not None:
-                c.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
     t0 = time.time()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(TIMEOUT * 2)
+    results = concurrent_auths(dv, src, n)
     errors = [r for r in results if r is None or r[0] == "error"]
     assert not errors, errors
     n535 = sum(1 for r in results if r[0] == 535)
