@@ -10,6 +10,15 @@
 #include "portguard-settings.h"
 #include "portguard-config.h"
 
+/* The login process's own settings pool, detached before the first read:
+   kept until the plugin is unloaded. */
+static pool_t portguard_config_detached_pool = NULL;
+
+void portguard_config_deinit(void)
+{
+	pool_unref(&portguard_config_detached_pool);
+}
+
 int portguard_config_read(pool_t pool,
 			  const struct portguard_settings **set_r,
 			  const struct ip_addr *local_ip,
@@ -45,7 +54,8 @@ int portguard_config_read(pool_t pool,
 	   the pool of our own previous read: everything needed from it is
 	   copied into *policy_r below. */
 	if (!detached) {
-		(void)master_service_settings_detach(master_service);
+		portguard_config_detached_pool =
+			master_service_settings_detach(master_service);
 		detached = TRUE;
 	}
 	if (master_service_settings_read(master_service, &input, &output,

@@ -23,4 +23,7 @@ int portguard_config_read(pool_t pool,
 			  struct portguard_policy *policy_r,
 			  bool *uses_filters_r, const char **error_r);
 
+/* Free what the reads kept (plugin deinit). */
+void portguard_config_deinit(void);
+
 #endif

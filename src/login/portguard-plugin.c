@@ -194,6 +194,7 @@ void portguard_plugin_init(struct module *module)
 		return;
 	}
 	pool = pool_alloconly_create("portguard settings", 1024);
+	portguard_runtime.set_pool = pool;
 	if (portguard_config_read(pool, &set, NULL, NULL, NULL,
 				  &portguard_runtime.policy,
 				  &portguard_runtime.per_client_settings,
@@ -214,4 +215,6 @@ void portguard_plugin_deinit(void)
 		login_client_hooks_remove(&portguard_login_hooks);
 	portguard_state_close(&portguard_runtime.state);
 	i_close_fd(&portguard_runtime.base_dir_fd);
+	pool_unref(&portguard_runtime.set_pool);
+	portguard_config_deinit();
 }

@@ -9,6 +9,8 @@ struct module;
 /* What the plugin knows for the whole process, set up once in init. */
 struct portguard_runtime {
 	struct module *module;
+	/* the settings read at init */
+	pool_t set_pool;
 	/* parsed from the settings read at init (protocol submission, no
 	   local/remote filter) */
 	struct portguard_policy policy;

@@ -152,7 +152,8 @@ static int portguard_dict_lookup_uint(struct portguard_state_dict *state,
 				      const char *key, unsigned int *value_r,
 				      const char **error_r)
 {
-	const char *value, *error;
+	/* dict_lookup() reads *error_r even on success: initialize it */
+	const char *value = NULL, *error = NULL;
 	int ret;
 
 	*value_r = 0;
@@ -175,7 +176,8 @@ static int portguard_dict_lookup_history(struct portguard_state_dict *state,
 					 bool *found_r, const char **error_r)
 {
 	const char *dkey = portguard_dict_ban_key(key);
-	const char *value, *error;
+	/* dict_lookup() reads *error_r even on success: initialize it */
+	const char *value = NULL, *error = NULL;
 	int ret;
 
 	i_zero(entry_r);
