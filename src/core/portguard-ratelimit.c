@@ -385,7 +385,9 @@ unsigned int portguard_rl_window_estimate(unsigned int cur, unsigned int prev,
 	/* share of the previous fixed window that the sliding window
 	   ending at now still covers */
 	part = window - now % window;
-	total = (uint64_t)cur + ((uint64_t)prev * part) / window;
+	/* rounded up: right after a window boundary the previous window
+	   still counts in full, and the estimate never drops a failure */
+	total = (uint64_t)cur + ((uint64_t)prev * part + window - 1) / window;
 	return total > UINT_MAX ? UINT_MAX : (unsigned int)total;
 }
 

@@ -150,8 +150,8 @@ unsigned int portguard_rl_auto_ban(struct portguard_rl_entry *entry,
 /* Failures within the sliding window ending at now, estimated from the
    counter of the current fixed window (now / window) and the previous
    one: cur + prev * (part of the previous window still inside the sliding
-   window), rounded down. Exact when all failures are in the current
-   window. */
+   window), rounded up (never fewer than the failures of the last window
+   length). Exact when all failures are in the current window. */
 unsigned int portguard_rl_window_estimate(unsigned int cur, unsigned int prev,
 					  uint32_t now, unsigned int window);
 

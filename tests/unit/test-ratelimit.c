@@ -665,9 +665,10 @@ static void test_rl_window_estimate(void **state)
 	} rows[] = {
 		{ "start of window: all of prev counts", 2, 4, 6000, 600, 6 },
 		{ "half way: half of prev", 1, 4, 6300, 600, 3 },
-		{ "last second: 1/600 of prev", 3, 599, 6599, 600, 3 },
+		{ "last second: 1/600 of prev", 3, 599, 6599, 600, 4 },
 		{ "no prev", 5, 0, 6123, 600, 5 },
-		{ "rounds down", 0, 3, 6400, 600, 1 },
+		{ "rounds up", 0, 3, 6450, 600, 1 },
+		{ "just after a boundary: prev in full", 1, 4, 6001, 600, 5 },
 		{ "window 0 is cur", 7, 9, 1, 0, 7 },
 		{ "huge counters saturate", UINT_MAX, UINT_MAX, 600, 600,
 		  UINT_MAX },
