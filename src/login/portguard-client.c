@@ -68,7 +68,6 @@ struct portguard_client {
 	   portguard_client_event()) */
 	struct event *event_detached;
 
-	bool greeting_held:1;
 	bool tls_seen:1;
 	bool refused:1;
 	/* implicit TLS: the 421 goes out once the handshake is done */
@@ -95,8 +94,8 @@ static struct portguard_client *portguard_client_get(struct client *client)
 
 /* The event to log with. Once the client is disconnected its TLS stream is
    gone, and Dovecot's log prefix callback of the client event would still
-   ask it for TLS state: log on a detached event then, carrying the same
-   fields and the session id in the text. */
+   ask it for TLS state: log on a detached event then, carrying the port,
+   remote address and key as fields. */
 static struct event *portguard_client_event(struct portguard_client *pc)
 {
 	struct client *client = pc->client;
@@ -347,7 +346,6 @@ static void portguard_client_handshake_input(struct portguard_client *pc)
 		portguard_client_refuse_now(pc);
 		return;
 	}
-	pc->greeting_held = FALSE;
 	pc->module_ctx.super.notify_auth_ready(client);
 }
 
@@ -574,7 +572,6 @@ static void portguard_client_notify_auth_ready(struct client *client)
 	if (pc->verdict != PORTGUARD_CONNECT_UNGUARDED &&
 	    client->ssl_iostream != NULL &&
 	    !ssl_iostream_is_handshaked(client->ssl_iostream)) {
-		pc->greeting_held = TRUE;
 		pc->io_handshake = io_add(client->fd, IO_READ,
 					  portguard_client_handshake_input, pc);
 		io_set_pending(pc->io_handshake);
