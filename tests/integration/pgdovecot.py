@@ -253,7 +253,7 @@ submission_relay_trusted = no
 submission_relay_ssl = no
 
 service submission-login {{
-  inet_listener submission {{
+{login_exec}  inet_listener submission {{
     port = {ports[starttls]}
   }}
   inet_listener submissions {{
@@ -404,6 +404,7 @@ class Dovecot:
             ports=self.ports, plugin_conf=plugin_conf,
             protocols="submission imap" if self.imap else "submission",
             imap_service=IMAP_SERVICE_TEMPLATE.format(ports=self.ports) if self.imap else "",
+            login_exec=valgrind_login_exec(self.dir),
             extra=self.extra_conf if extra is None else extra)
 
     def write_config(self):
@@ -462,6 +463,8 @@ class Dovecot:
         if self.sink is not None:
             self.sink.stop()
             self.sink = None
+
+        check_valgrind_logs(self.dir)
 
     def restart(self, timeout=20):
         """Stop the master and start it again in the same directory:
@@ -648,6 +651,40 @@ def parse_kv(line):
 
 # --------------------------------------------------------------------------
 # demo mode
+
+
+# -- valgrind -------------------------------------------------------------
+# PORTGUARD_TEST_VALGRIND=1 runs every submission-login process under
+# valgrind (memcheck, leak check); stopping the instance fails if any of
+# their logs reports an error or a definite leak.
+
+def valgrind_login_exec(directory):
+    if os.environ.get("PORTGUARD_TEST_VALGRIND") != "1":
+        return ""
+    return ("  executable = /usr/bin/valgrind --leak-check=full "
+            "--errors-for-leak-kinds=definite --trace-children=no "
+            "--log-file=%s/valgrind.%%p.log /usr/lib/dovecot/submission-login\n"
+            "  vsz_limit = 0\n" % directory)
+
+
+def check_valgrind_logs(directory):
+    if os.environ.get("PORTGUARD_TEST_VALGRIND") != "1":
+        return
+    bad = []
+    try:
+        names = sorted(n for n in os.listdir(directory)
+                       if n.startswith("valgrind.") and n.endswith(".log"))
+    except FileNotFoundError:
+        return
+    for name in names:
+        with open(os.path.join(directory, name), errors="replace") as f:
+            text = f.read()
+        m = re.search(r"ERROR SUMMARY: (\d+) errors", text)
+        if m is None or m.group(1) != "0":
+            bad.append("%s:\n%s" % (name, text[-4000:]))
+    if bad:
+        raise AssertionError("valgrind reported errors in submission-login:\n"
+                             + "\n".join(bad))
 
 
 def stop_stale_master(directory, timeout=20):

@@ -319,9 +319,9 @@ def test_redis_concurrent_failures(rd_a, redis_shared):
     assert n535 + n421_start == n, results
     # every attempt reads the shared total after its own atomic increment
     # and only those that read a total within the limit are checked: at
-    # most LIMIT passwords (fewer when racing attempts push the total past
-    # the limit before an earlier one reads it)
-    assert 1 <= n535 <= LIMIT, \
+    # most LIMIT passwords (fewer, even none, when racing attempts push the
+    # total past the limit before an earlier one reads it)
+    assert n535 <= LIMIT, \
         "%d password checks for %d parallel AUTHs with limit %d" \
         % (n535, n, LIMIT)
     assert bans, dv.tail()
