@@ -12,10 +12,11 @@
 #   PORTGUARD_CONFIGURE_ARGS  extra arguments for ./configure
 #   PORTGUARD_CHECK_TIMEOUT   seconds allowed for "make check" (default 1200)
 #   PORTGUARD_ALLOW_SKIP=1    do not fail on skipped tests when CI=true
+#   PORTGUARD_FUZZ_SECONDS    seconds per fuzz harness (default 20)
 set -euo pipefail
 
 usage() {
-	sed -n '2,14s/^# \{0,1\}//p' "$0"
+	sed -n '2,15s/^# \{0,1\}//p' "$0"
 }
 
 want_deps=yes
@@ -40,6 +41,7 @@ PACKAGES=(
 	dovecot-core dovecot-dev dovecot-submissiond dovecot-imapd
 	swaks libnet-ssleay-perl openssl python3 python3-pytest redis-server
 	redis-tools util-linux iproute2 procps
+	clang libclang-rt-14-dev valgrind
 )
 
 # Headers and binaries must come from the same build: dovecot-dev does not
@@ -232,6 +234,44 @@ if [ "${skipped:-0}" -gt 0 ]; then
 		echo "check.sh: FAILED (skipped tests under CI=true; set PORTGUARD_ALLOW_SKIP=1 to allow)" >&2
 		exit 1
 	fi
+fi
+
+# The unit tests again under AddressSanitizer + UBSan.
+step "tests/unit/run-sanitized.sh"
+rc=0
+tests/unit/run-sanitized.sh || rc=$?
+if [ "$rc" -ne 0 ]; then
+	echo
+	echo "check.sh: FAILED (unit tests under ASan/UBSan)" >&2
+	exit "$rc"
+fi
+
+# The TLS-rule integration tests again with every submission-login process
+# under valgrind (memcheck, leaks): any report fails them.
+step "valgrind: tests/integration/run.sh (test_submission, test_exempt)"
+rc=0
+PORTGUARD_TEST_VALGRIND=1 tests/integration/run.sh -q \
+	-k "test_submission or test_exempt" || rc=$?
+if [ "$rc" -ne 0 ]; then
+	echo
+	echo "check.sh: FAILED (integration tests under valgrind)" >&2
+	exit "$rc"
+fi
+
+# libFuzzer harnesses of src/core (tests/fuzz/README.md); clang's
+# libFuzzer runtime is libclang-rt-14-dev, only a Recommends of clang.
+if command -v clang >/dev/null 2>&1; then
+	step "tests/fuzz/run.sh ${PORTGUARD_FUZZ_SECONDS:-20}"
+	rc=0
+	tests/fuzz/run.sh "${PORTGUARD_FUZZ_SECONDS:-20}" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		echo
+		echo "check.sh: FAILED (tests/fuzz/run.sh exit $rc)" >&2
+		exit "$rc"
+	fi
+else
+	echo
+	echo "check.sh: clang not found: fuzzing skipped" >&2
 fi
 
 # One closing line for CI: every cmocka case and pytest test that ran.

@@ -88,7 +88,7 @@ for name in "${harnesses[@]}"; do
 	ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$status")
 	corp=$(sed -n 's/.* corp: \([0-9]*\/[0-9a-zA-Z]*\).*/\1/p' <<<"$status")
 	crash=$(find "$artifacts" -type f | head -n1)
-	line="fuzz-$name: ${runs:-?} runs in ${seconds}s (${execs:-?}/s), cov ${cov:-?}, ft ${ft:-?}, corpus ${corp:-?}"
+	line="fuzz-$name: ${runs:-?} runs (${seconds}s budget, ${execs:-?}/s), cov ${cov:-?}, ft ${ft:-?}, corpus ${corp:-?}"
 	if [ "$rc" -ne 0 ] || [ -n "$crash" ]; then
 		failed=1
 		line="$line: FAILED (exit $rc)${crash:+, input $crash}"
