@@ -116,6 +116,29 @@ portguard_doveadm_log(const char *event_name, const char *key,
 	event_unref(&event);
 }
 
+/* The "address" parameter of ban/unban: open the state and parse it into
+   a key. FALSE (with the exit code set, nothing left open) on error. */
+static bool
+portguard_doveadm_open_key(struct doveadm_cmd_context *cctx,
+			   const char *cmd_name, struct portguard_doveadm *ctx,
+			   struct portguard_rl_key *key_r)
+{
+	const char *addr;
+
+	if (!doveadm_cmd_param_str(cctx, "address", &addr)) {
+		i_error("portguard %s: address missing", cmd_name);
+		doveadm_exit_code = EX_USAGE;
+		return FALSE;
+	}
+	if (portguard_doveadm_open(ctx) < 0)
+		return FALSE;
+	if (!portguard_doveadm_parse_key(ctx, addr, key_r)) {
+		portguard_doveadm_close(ctx);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 static const char *portguard_doveadm_time(uint32_t t)
 {
 	return t == 0 ? "-" : t_strflocaltime("%Y-%m-%d %H:%M:%S", t);
@@ -195,33 +218,24 @@ static void cmd_portguard_ban(struct doveadm_cmd_context *cctx)
 {
 	struct portguard_doveadm ctx;
 	struct portguard_rl_key key;
-	const char *addr, *duration, *error;
+	const char *duration, *error;
 	unsigned int secs = 0, used;
 	char keybuf[64];
 
-	if (!doveadm_cmd_param_str(cctx, "address", &addr)) {
-		i_error("portguard ban: address missing");
-		doveadm_exit_code = EX_USAGE;
-		return;
-	}
 	if (doveadm_cmd_param_str(cctx, "duration", &duration) &&
 	    (settings_get_time(duration, &secs, &error) < 0 || secs == 0)) {
 		i_error("portguard ban: invalid duration '%s'", duration);
 		doveadm_exit_code = EX_USAGE;
 		return;
 	}
-	if (portguard_doveadm_open(&ctx) < 0)
+	if (!portguard_doveadm_open_key(cctx, "ban", &ctx, &key))
 		return;
-	if (!portguard_doveadm_parse_key(&ctx, addr, &key)) {
-		portguard_doveadm_close(&ctx);
-		return;
-	}
+	(void)portguard_rl_key_to_str(&key, keybuf, sizeof(keybuf));
 	if (portguard_state_ban(ctx.state, &key, ioloop_time, secs, &used,
 				&error) < 0) {
 		i_error("portguard: ban: %s", error);
 		doveadm_exit_code = EX_TEMPFAIL;
 	} else {
-		(void)portguard_rl_key_to_str(&key, keybuf, sizeof(keybuf));
 		portguard_doveadm_log("portguard_ban", keybuf,
 				      "ban key=%s ban_secs=%u manual=yes",
 				      keybuf, used);
@@ -233,21 +247,12 @@ static void cmd_portguard_unban(struct doveadm_cmd_context *cctx)
 {
 	struct portguard_doveadm ctx;
 	struct portguard_rl_key key;
-	const char *addr, *error;
+	const char *error;
 	char keybuf[64];
 	bool found;
 
-	if (!doveadm_cmd_param_str(cctx, "address", &addr)) {
-		i_error("portguard unban: address missing");
-		doveadm_exit_code = EX_USAGE;
+	if (!portguard_doveadm_open_key(cctx, "unban", &ctx, &key))
 		return;
-	}
-	if (portguard_doveadm_open(&ctx) < 0)
-		return;
-	if (!portguard_doveadm_parse_key(&ctx, addr, &key)) {
-		portguard_doveadm_close(&ctx);
-		return;
-	}
 	(void)portguard_rl_key_to_str(&key, keybuf, sizeof(keybuf));
 	if (portguard_state_unban(ctx.state, &key, ioloop_time, &found,
 				  &error) < 0) {
