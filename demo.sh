@@ -117,6 +117,14 @@ Clients connect from 127.0.0.2: a client on the server's own address
    allows it here; portguard_min_tls_protocol = TLSv1.2 refuses it):
    openssl s_client -connect 127.0.0.1:10465 -bind 127.0.0.2:0 -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' -quiet
 
+6. Five wrong passwords ban the address (the 5th gets 535, then 421); list
+   and lift bans with doveadm:
+   for i in 1 2 3 4 5; do swaks --server 127.0.0.1 --port 10465 --tlsc \
+         --local-interface 127.0.0.3 --auth PLAIN --auth-user demo@example.org \
+         --auth-password wrong --quit-after AUTH; done
+   doveadm -c $demo_dir/dovecot.conf portguard list
+   doveadm -c $demo_dir/dovecot.conf portguard unban 127.0.0.3
+
 What portguard logged, the metrics, the relayed messages:
    grep portguard: $demo_dir/dovecot.log
    doveadm -c $demo_dir/dovecot.conf stats dump
