@@ -168,6 +168,26 @@ static int portguard_dict_lookup_uint(struct portguard_state_dict *state,
 	return 0;
 }
 
+/* The failure counters of the fixed window of now and the one before. */
+static int portguard_dict_lookup_windows(struct portguard_state_dict *state,
+					 const struct portguard_rl_key *key,
+					 uint32_t now, unsigned int *cur_r,
+					 unsigned int *prev_r,
+					 const char **error_r)
+{
+	uint32_t slot = now / state->state.rl->config.fail_window;
+
+	*prev_r = 0;
+	if (portguard_dict_lookup_uint(state, portguard_dict_fail_key(key,
+						slot), cur_r, error_r) < 0)
+		return -1;
+	if (slot > 0 &&
+	    portguard_dict_lookup_uint(state, portguard_dict_fail_key(key,
+						slot - 1), prev_r, error_r) < 0)
+		return -1;
+	return 0;
+}
+
 /* Look up key's ban history into a zeroed entry (absent or unreadable
    history is no history). */
 static int portguard_dict_lookup_history(struct portguard_state_dict *state,
@@ -326,12 +346,8 @@ portguard_state_dict_attempt(struct portguard_state *_state,
 	   attempt and every one counted before it: only attempts that read
 	   a total within the limit may go on, which lets through at most
 	   limit of them whatever the concurrency. */
-	if (portguard_dict_lookup_uint(state, portguard_dict_fail_key(key,
-						slot), &cur, error_r) < 0)
-		return -1;
-	if (slot > 0 &&
-	    portguard_dict_lookup_uint(state, portguard_dict_fail_key(key,
-						slot - 1), &prev, error_r) < 0)
+	if (portguard_dict_lookup_windows(state, key, now, &cur, &prev,
+					  error_r) < 0)
 		return -1;
 	result_r->failures = portguard_rl_window_estimate(cur, prev, now,
 							  config->fail_window);
@@ -431,19 +447,14 @@ portguard_state_dict_unban(struct portguard_state *_state,
 	struct portguard_state_dict *state = DICT_STATE(_state);
 	struct dict_transaction_context *trans;
 	struct portguard_rl_entry entry;
-	uint32_t slot = now / _state->rl->config.fail_window;
 	unsigned int cur, prev = 0;
 	char buf[96];
 	bool found;
 
 	if (portguard_dict_lookup_history(state, key, &entry, &found,
 					  error_r) < 0 ||
-	    portguard_dict_lookup_uint(state, portguard_dict_fail_key(key,
-						slot), &cur, error_r) < 0)
-		return -1;
-	if (slot > 0 &&
-	    portguard_dict_lookup_uint(state, portguard_dict_fail_key(key,
-						slot - 1), &prev, error_r) < 0)
+	    portguard_dict_lookup_windows(state, key, now, &cur, &prev,
+					  error_r) < 0)
 		return -1;
 	*found_r = found || cur > 0 || prev > 0;
 	if (!*found_r)
