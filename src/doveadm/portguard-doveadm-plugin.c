@@ -222,8 +222,10 @@ static void cmd_portguard_ban(struct doveadm_cmd_context *cctx)
 	unsigned int secs = 0, used;
 	char keybuf[64];
 
+	/* a duration: "90 secs", "2h", "1 day", or plain seconds */
 	if (doveadm_cmd_param_str(cctx, "duration", &duration) &&
-	    (settings_get_time(duration, &secs, &error) < 0 || secs == 0)) {
+	    ((str_to_uint(duration, &secs) < 0 &&
+	      settings_get_time(duration, &secs, &error) < 0) || secs == 0)) {
 		i_error("portguard ban: invalid duration '%s'", duration);
 		doveadm_exit_code = EX_USAGE;
 		return;
@@ -297,7 +299,7 @@ DOVEADM_CMD_PARAMS_END
 {
 	.name = "portguard ban",
 	.cmd = cmd_portguard_ban,
-	.usage = "<ip[/prefix]> [<duration>]",
+	.usage = "<ip[/prefix]> [<duration, e.g. 1h, 30 mins, 600>]",
 DOVEADM_CMD_PARAMS_START
 DOVEADM_CMD_PARAM('\0', "address", CMD_PARAM_STR, CMD_PARAM_FLAG_POSITIONAL)
 DOVEADM_CMD_PARAM('\0', "duration", CMD_PARAM_STR, CMD_PARAM_FLAG_POSITIONAL)

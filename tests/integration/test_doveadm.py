@@ -133,6 +133,18 @@ def test_doveadm_unban_unknown(adm):
     assert "127.0.2.98" not in list_json(adm)
 
 
+def test_doveadm_ban_duration_forms(adm):
+    """Durations as Dovecot writes them, short units, or plain seconds."""
+    for src, duration, secs in (("127.0.2.31", "2h", 7200),
+                                ("127.0.2.32", "90 secs", 90),
+                                ("127.0.2.33", "300", 300)):
+        r = pg(adm, "ban", src, duration)
+        assert r.returncode == 0, (duration, r.stderr)
+        assert "ban key=%s ban_secs=%d manual=yes" % (src, secs) in r.stderr, \
+            (duration, r.stderr)
+        pg(adm, "unban", src)
+
+
 def test_doveadm_ban_duration(adm):
     src = "127.0.2.3"
     r = pg(adm, "ban", src, "10 mins")
