@@ -311,6 +311,19 @@ static int portguard_dict_start_ban(struct portguard_state_dict *state,
 	return portguard_dict_commit(state, &trans, "ban", error_r);
 }
 
+/* If the history says banned at now, fill result_r so and return TRUE. */
+static bool
+portguard_dict_result_banned(const struct portguard_rl_entry *entry,
+			     uint32_t now,
+			     struct portguard_state_result *result_r)
+{
+	if (!portguard_rl_is_banned(entry, now, &result_r->remaining_secs))
+		return FALSE;
+	result_r->banned = TRUE;
+	result_r->ban_level = entry->ban_level;
+	return TRUE;
+}
+
 static int
 portguard_state_dict_attempt(struct portguard_state *_state,
 			     const struct portguard_rl_key *key, uint32_t now,
@@ -328,10 +341,8 @@ portguard_state_dict_attempt(struct portguard_state *_state,
 	if (portguard_dict_lookup_history(state, key, &entry, &found,
 					  error_r) < 0)
 		return -1;
-	if (portguard_rl_is_banned(&entry, now, &result_r->remaining_secs)) {
+	if (portguard_dict_result_banned(&entry, now, result_r)) {
 		/* refused unchecked: nothing to count */
-		result_r->banned = TRUE;
-		result_r->ban_level = entry.ban_level;
 		return 0;
 	}
 	portguard_rl_snapshot_take(&entry, &result_r->before);
@@ -359,11 +370,8 @@ portguard_state_dict_attempt(struct portguard_state *_state,
 	if (portguard_dict_lookup_history(state, key, &entry, &found,
 					  error_r) < 0)
 		return -1;
-	if (portguard_rl_is_banned(&entry, now, &result_r->remaining_secs)) {
-		result_r->banned = TRUE;
-		result_r->ban_level = entry.ban_level;
+	if (portguard_dict_result_banned(&entry, now, result_r))
 		return 0;
-	}
 	if (portguard_dict_start_ban(state, key, now, &entry, result_r,
 				     error_r) < 0)
 		return -1;

@@ -603,6 +603,17 @@ def concurrent_auths(dv, src, n):
     return results
 
 
+def tally_concurrent(results):
+    """(password checks answered 535, AUTHs refused at start with 421,
+    535s followed by the 421, other replies) of concurrent_auths()."""
+    n535 = sum(1 for r in results if r[0] == 535)
+    n421_start = sum(1 for r in results if r[0] == 421)
+    n421_after = sum(1 for r in results
+                     if r[0] == 535 and r[2].startswith(BANNED_421))
+    other = [r for r in results if r[0] not in (535, 421)]
+    return n535, n421_start, n421_after, other
+
+
 def test_concurrent_failures(rl):
     src, n = "127.0.0.9", 20
     skip_anvil_penalty(rl, src)
@@ -611,11 +622,7 @@ def test_concurrent_failures(rl):
     results = concurrent_auths(rl, src, n)
     errors = [r for r in results if r is None or r[0] == "error"]
     assert not errors, errors
-    n535 = sum(1 for r in results if r[0] == 535)
-    n421_start = sum(1 for r in results if r[0] == 421)
-    n421_after = sum(1 for r in results
-                     if r[0] == 535 and r[2].startswith(BANNED_421))
-    other = [r for r in results if r[0] not in (535, 421)]
+    n535, n421_start, n421_after, other = tally_concurrent(results)
     print("\nconcurrency: %d connections from %s, limit %d: %d AUTHs "
           "checked (535), %d refused at AUTH start (421), %d closed with "
           "the 421 after their 535, other replies %r; %.1f s"

@@ -25,7 +25,7 @@ import pgdovecot
 import pgredis
 from pgdovecot import RawSMTP, parse_kv, tls_context
 from test_ratelimit import (BANNED_421, LIMIT, RL_CONF, TIMEOUT,
-                            concurrent_auths,
+                            concurrent_auths, tally_concurrent,
                             ban_line_re, connect_implicit, connect_starttls,
                             expect_greeting_starttls_port,
                             expect_refused_starttls_port, fail,
@@ -295,11 +295,7 @@ def test_redis_concurrent_failures(rd_a, redis_shared):
     results = concurrent_auths(dv, src, n)
     errors = [r for r in results if r is None or r[0] == "error"]
     assert not errors, errors
-    n535 = sum(1 for r in results if r[0] == 535)
-    n421_start = sum(1 for r in results if r[0] == 421)
-    n421_after = sum(1 for r in results
-                     if r[0] == 535 and r[2].startswith(BANNED_421))
-    other = [r for r in results if r[0] not in (535, 421)]
+    n535, n421_start, n421_after, other = tally_concurrent(results)
     bans = wait_lines(dv, ban_line_re(src), since)
     time.sleep(0.5)
     bans = [l for l in dv.log_since(since).splitlines() if re.search(ban_line_re(src), l)]
