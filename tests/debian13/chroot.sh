@@ -3,13 +3,18 @@
 # for building and testing portguard against Dovecot 2.4 on a Debian 12 host.
 #
 #   tests/debian13/chroot.sh setup     create or refresh the cached chroot
-#   tests/debian13/chroot.sh run CMD   run CMD inside it (proc, sys, dev mounted
-#                                      for the command only, then unmounted)
+#   tests/debian13/chroot.sh run [--bind DIR]... CMD
+#                                      run CMD inside a throwaway overlay of
+#                                      it; each DIR of the host is bind-mounted
+#                                      at the same path inside
 #   tests/debian13/chroot.sh remove    delete it
 #
 # The chroot lives in ${PORTGUARD_CHROOT:-/var/cache/portguard/trixie-root}
 # and is reused while its package list is the one this script wants (a stamp
 # file records it). Needs root and debootstrap; only Debian's mirror is used.
+# Every "run" happens in its own mount namespace on an overlayfs whose upper
+# layer is deleted afterwards: runs can go on in parallel, and whatever a
+# run installs (e.g. the .deb under test) never reaches the cached chroot.
 set -euo pipefail
 
 root=${PORTGUARD_CHROOT:-/var/cache/portguard/trixie-root}
@@ -19,7 +24,7 @@ packages=(
 	build-essential autoconf automake libtool pkg-config
 	libcmocka-dev libssl-dev swaks libnet-ssleay-perl openssl
 	python3 python3-pytest redis-server redis-tools util-linux iproute2
-	procps valgrind
+	procps valgrind debhelper dh-autoreconf lintian fakeroot dpkg-dev
 )
 stamp="$root/.portguard-stamp"
 want_stamp="trixie ${packages[*]}"
@@ -75,8 +80,35 @@ setup)
 run)
 	shift
 	[ -f "$stamp" ] || setup
+	if [ -z "${PORTGUARD_CHROOT_NS:-}" ]; then
+		export PORTGUARD_CHROOT_NS=1
+		exec unshare -m --propagation private "$0" run "$@"
+	fi
+	binds=()
+	while [ "${1:-}" = --bind ]; do
+		binds+=("$(cd "$2" && pwd)")
+		shift 2
+	done
+	work=$(mktemp -d /var/tmp/portguard-chroot.XXXXXX)
+	trap 'cleanup; rm -rf "$work"' EXIT
+	mkdir -p "$work/upper" "$work/work" "$work/root"
+	mount -t overlay overlay \
+		-o "lowerdir=$root,upperdir=$work/upper,workdir=$work/work" \
+		"$work/root"
+	mounted+=("$work/root")
+	lower=$root
+	root=$work/root
 	mount_all
-	chroot "$root" "$@"
+	for dir in "${binds[@]}"; do
+		mkdir -p "$root$dir"
+		mount --bind "$dir" "$root$dir"
+		mounted+=("$root$dir")
+	done
+	rc=0
+	chroot "$root" "$@" || rc=$?
+	cleanup
+	root=$lower
+	exit "$rc"
 	;;
 remove)
 	rm -rf "$root"
