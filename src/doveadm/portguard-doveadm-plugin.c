@@ -3,10 +3,10 @@
 
    Works on the state the login processes use (portguard_state). Read the
    settings with doveadm's own config lookup: set portguard_state* (and on
-   Dovecot 2.4 the portguard { dict ... } block) at the top level, not only
-   inside protocol submission {}, so that doveadm and the login processes
-   agree on where the state is. Same commands, output and exit codes on
-   Dovecot 2.3 and 2.4. */
+   Dovecot 2.4 the portguard_state_dict { dict ... } block) at the top
+   level, not only inside protocol submission {}, so that doveadm and the
+   login processes agree on where the state is. Same commands, output and
+   exit codes on Dovecot 2.3 and 2.4. */
 
 #include "lib.h"
 #include "ioloop.h"

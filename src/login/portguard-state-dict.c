@@ -4,7 +4,9 @@
 
    Which dict: Dovecot 2.3 takes portguard_state = dict:<uri>; Dovecot 2.4
    has no dict URIs: portguard_state = dict and the dict is the one in a
-   portguard { dict <name> { ... } } block (like quota_clone { dict ... }).
+   portguard_state_dict { dict <name> { ... } } block (as quota_clone
+   { dict ... } in 2.4; the filter is not called "portguard": doveconf
+   would then show every portguard_* setting inside it).
 
    Keys (under the dict's own prefix):
      shared/portguard/f/<key>/<n>  failures in fixed window n = now / window,
@@ -35,8 +37,9 @@
 /* struct dict's driver flags: does it support expire_secs? */
 #  include "dict-private.h"
 #  define PORTGUARD_DICT_24 1
-/* the filter holding portguard's dict: portguard { dict redis { ... } } */
-#  define PORTGUARD_DICT_FILTER "portguard"
+/* the filter holding portguard's dict:
+   portguard_state_dict { dict redis { ... } } */
+#  define PORTGUARD_DICT_FILTER "portguard_state_dict"
 /* lib-dict's redis settings (exported by libdovecot, no public header):
    read by key through its defines, never through its private struct */
 extern const struct setting_parser_info redis_setting_parser_info;
@@ -181,7 +184,7 @@ portguard_dict_redis_settings(struct event *event, const char *dict_name,
 	return 0;
 }
 
-/* The name of the first dict in the portguard { } filter, or NULL. */
+/* The name of the first dict in PORTGUARD_DICT_FILTER, or NULL. */
 static const char *portguard_dict_first_name(struct event *event)
 {
 	const struct dict_settings *dict_set;
@@ -211,7 +214,7 @@ static int portguard_dict_init(struct portguard_state_dict *state,
 	if (strcmp(set->portguard_state, "dict") != 0) {
 		*error_r = t_strdup_printf("portguard_state=%s: Dovecot 2.4 "
 			"has no dict URIs: use portguard_state = dict and "
-			"portguard { dict <driver> { ... } }",
+			"portguard_state_dict { dict <driver> { ... } }",
 			set->portguard_state);
 		return -1;
 	}
@@ -231,7 +234,7 @@ static int portguard_dict_init(struct portguard_state_dict *state,
 	ret = dict_init_auto(state->event, &state->dict, &error);
 	if (ret <= 0) {
 		*error_r = t_strdup_printf("portguard_state=dict: %s%s", error,
-			ret < 0 ? "" : " (add portguard { dict <driver> "
+			ret < 0 ? "" : " (add portguard_state_dict { dict <driver> "
 			"{ ... } } at the top level)");
 		return -1;
 	}

@@ -38,8 +38,8 @@ static const struct setting_define portguard_setting_defines[] = {
 	DEF(STR, portguard_state_failure),
 #if PORTGUARD_SETTINGS_24
 	/* port24b: 2.4 dict backend, portguard_state = dict takes the dict
-	   from portguard { dict <driver> { ... } } */
-	{ .type = SET_FILTER_NAME, .key = "portguard" },
+	   from portguard_state_dict { dict <driver> { ... } } */
+	{ .type = SET_FILTER_NAME, .key = "portguard_state_dict" },
 #endif
 
 	SETTING_DEFINE_LIST_END
@@ -136,12 +136,13 @@ portguard_settings_check_ratelimit(const struct portguard_settings *set,
 		return FALSE;
 	}
 #if PORTGUARD_SETTINGS_24
-	/* port24b: 2.4 has no dict URIs: the dict is in portguard { } */
+	/* port24b: 2.4 has no dict URIs: the dict is in
+	   portguard_state_dict { } */
 	if (strcmp(set->portguard_state, "shm") != 0 &&
 	    strcmp(set->portguard_state, "dict") != 0) {
 		*error_r = t_strdup_printf("portguard_state: must be shm or "
-			"dict (with portguard { dict <driver> { ... } }), "
-			"not '%s'", set->portguard_state);
+			"dict (with portguard_state_dict { dict <driver> "
+			"{ ... } }), not '%s'", set->portguard_state);
 		return FALSE;
 	}
 #else
