@@ -36,6 +36,7 @@ cp "$build/.libs/libportguard_settings.so" /usr/lib/dovecot/modules/settings/
 
 base=${PORTGUARD_TEST_PORT_BASE:-31000}
 export SMOKE_DIR=/tmp/portguard-smoke24
+export SMOKE_TOP=$top
 export SMOKE_BUILD=$build
 export SMOKE_IMPLICIT=$((base + 465))
 export SMOKE_IMPLICIT_PLAIN=$((base + 466))
@@ -112,6 +113,13 @@ portguard_implicit_tls_ports = $SMOKE_IMPLICIT $SMOKE_IMPLICIT_PLAIN
 portguard_starttls_ports = $SMOKE_STARTTLS
 portguard_min_tls_protocol = TLSv1.2
 portguard_auth_fail_limit = 5
+# filters are evaluated per client: remote address and TLS SNI
+remote 127.0.0.3 {
+  portguard_min_tls_protocol = TLSv1.3
+}
+local_name strict.example.org {
+  portguard_min_tls_protocol = TLSv1.3
+}
 EOF
 
 exec python3 - <<'PYEOF'
@@ -245,6 +253,24 @@ r = subprocess.run(["doveconf", "-c", D + "/unknown.conf", "-n"],
 check("doveconf rejects an unknown portguard_ key", r.returncode != 0 and
       "portguard_no_such_key" in r.stderr, r.stderr.strip())
 
+# the 2.4 snippet: every commented setting and metric uncommented
+snippet = os.path.join(os.environ["SMOKE_TOP"], "conf.d/2.4/95-portguard.conf")
+out = []
+for line in open(snippet):
+    if re.match(r"#(portguard_\w+ =|metric |  filter = |  group_by |  }|}$)",
+                line):
+        line = line[1:]
+    out.append(line)
+with open(CONF) as f:
+    base_conf = "".join(l for l in f if not l.startswith("portguard_"))
+with open(D + "/snippet.conf", "w") as f:
+    f.write(base_conf + "".join(out))
+r = subprocess.run(["doveconf", "-c", D + "/snippet.conf", "-n"],
+                   capture_output=True, text=True)
+check("conf.d/2.4/95-portguard.conf (all uncommented) accepted",
+      r.returncode == 0 and "portguard_min_tls_protocol" in r.stdout,
+      r.stderr.strip())
+
 # ---- start Dovecot ----
 subprocess.run(["dovecot", "-c", CONF], check=True)
 try:
@@ -367,6 +393,42 @@ try:
                 since), log_text()[since:][-500:])
     except Exception as e:
         check("TLSv1.1 session", False, repr(e))
+
+    # ---- per-client filters: remote { } and local_name { } (TLS SNI) ----
+    def tls12_first_line(source, sni):
+        ctx = tls_ctx(ssl.TLSVersion.TLSv1_2)
+        s = socket.create_connection((SERVER, IMPLICIT), timeout=10,
+                                     source_address=(source, 0))
+        t = ctx.wrap_socket(s, server_hostname=sni)
+        data = b""
+        try:
+            while b"\n" not in data:
+                chunk = t.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except (OSError, ssl.SSLError):
+            pass
+        t.close()
+        return data.decode(errors="replace")
+
+    try:
+        data = tls12_first_line(CLIENT, None)
+        check("TLSv1.2 without filter: greeting", data.startswith("220 "),
+              repr(data))
+        data = tls12_first_line("127.0.0.3", None)
+        check("TLSv1.2 from remote 127.0.0.3 (min TLSv1.3): 421",
+              data.startswith("421 4.7.0 TLS protocol version too old"),
+              repr(data))
+        data = tls12_first_line(CLIENT, "strict.example.org")
+        check("TLSv1.2 with SNI strict.example.org (min TLSv1.3): 421",
+              data.startswith("421 4.7.0 TLS protocol version too old"),
+              repr(data))
+        data = tls12_first_line(CLIENT, "other.example.org")
+        check("TLSv1.2 with another SNI: greeting", data.startswith("220 "),
+              repr(data))
+    except Exception as e:
+        check("per-client filters", False, repr(e))
 
     # ---- 5 failed AUTHs ban the address (shm state) ----
     since = len(log_text())
