@@ -13,6 +13,8 @@
 # with a self-signed certificate, a passwd-file user and a Python SMTP sink.
 # Clients connect from 127.0.0.2 with Python's smtplib/ssl. Each check prints
 # PASS or FAIL; the exit code is the number of failures.
+# PORTGUARD_SMOKE_VALGRIND=1 runs every submission-login under valgrind and
+# fails on any memcheck error or definite leak.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -20,6 +22,7 @@ if [ "${PORTGUARD_SMOKE24_INSIDE:-}" != 1 ]; then
 	exec "$top/tests/debian13/chroot.sh" run --bind "$top" \
 		env PORTGUARD_SMOKE24_INSIDE=1 \
 		PORTGUARD_TEST_PORT_BASE="${PORTGUARD_TEST_PORT_BASE:-31000}" \
+		PORTGUARD_SMOKE_VALGRIND="${PORTGUARD_SMOKE_VALGRIND:-}" \
 		"$top/tests/debian13/smoke24.sh" "$@"
 fi
 
@@ -42,6 +45,11 @@ export SMOKE_IMPLICIT=$((base + 465))
 export SMOKE_IMPLICIT_PLAIN=$((base + 466))
 export SMOKE_STARTTLS=$((base + 587))
 export SMOKE_SINK=$((base + 25))
+login_exec=
+if [ "${PORTGUARD_SMOKE_VALGRIND:-}" = 1 ]; then
+	login_exec="executable = /usr/bin/valgrind --leak-check=full --errors-for-leak-kinds=definite --log-file=$SMOKE_DIR/valgrind.%p.log /usr/lib/dovecot/submission-login
+  vsz_limit = 0"
+fi
 rm -rf "$SMOKE_DIR"
 mkdir -p "$SMOKE_DIR/tls" "$SMOKE_DIR/run" "$SMOKE_DIR/state"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=mail.example.org \
@@ -91,6 +99,7 @@ submission_relay_port = $SMOKE_SINK
 submission_relay_ssl = no
 
 service submission-login {
+  $login_exec
   inet_listener submission {
     port = $SMOKE_STARTTLS
   }
@@ -471,6 +480,18 @@ try:
 finally:
     subprocess.run(["doveadm", "-c", CONF, "stop"])
     sink.shutdown()
+
+if os.environ.get("PORTGUARD_SMOKE_VALGRIND") == "1":
+    logs = sorted(n for n in os.listdir(D) if n.startswith("valgrind."))
+    bad = []
+    for n in logs:
+        text = open(os.path.join(D, n), errors="replace").read()
+        m = re.search(r"ERROR SUMMARY: (\d+) errors", text)
+        if m is None or m.group(1) != "0" or \
+           re.search(r"definitely lost: [1-9]", text):
+            bad.append(n + ":\n" + text[-3000:])
+    check("valgrind: %d submission-login logs clean" % len(logs),
+          logs and not bad, "\n".join(bad)[:6000])
 
 print("%d failure(s)" % failures)
 sys.exit(failures)
