@@ -117,11 +117,13 @@ protocol submission {
   login_plugins {
     portguard = yes
   }
+  # read through the protocol filter (process-wide rate-limit settings)
+  portguard_ban_duration = 20 mins
 }
+portguard_auth_fail_limit = 5
 portguard_implicit_tls_ports = $SMOKE_IMPLICIT $SMOKE_IMPLICIT_PLAIN
 portguard_starttls_ports = $SMOKE_STARTTLS
 portguard_min_tls_protocol = TLSv1.2
-portguard_auth_fail_limit = 5
 # filters are evaluated per client: remote address and TLS SNI
 remote 127.0.0.3 {
   portguard_min_tls_protocol = TLSv1.3
@@ -453,7 +455,7 @@ try:
             codes.append(repr(e))
     check("5 wrong passwords get 535", codes == [535] * 5, codes)
     check("ban logged", wait_log(
-        r"portguard: ban key=127\.0\.0\.2 failures=5 ban_secs=900 "
+        r"portguard: ban key=127\.0\.0\.2 failures=5 ban_secs=1200 "
         r"ban_level=1", since), log_text()[since:][-800:])
     try:
         s = smtps(IMPLICIT)
