@@ -19,6 +19,10 @@
 #     dict redis {
 #       redis_host = 127.0.0.1
 #       redis_port = <base+379>
+#       redis_db_id = 2
+#       redis_key_prefix = mx1/
+#       # ignored: portguard_state_timeout (500ms) replaces it
+#       redis_request_timeout = 30s
 #     }
 #   }
 #
@@ -125,6 +129,11 @@ portguard_state_dict {
   dict redis {
     redis_host = 127.0.0.1
     redis_port = $SMOKE_REDIS
+    redis_db_id = 2
+    redis_key_prefix = mx1/
+    # ignored: portguard_state_timeout replaces it (the Redis-stopped
+    # check below fails if it does not)
+    redis_request_timeout = 30s
   }
 }
 EOF
@@ -173,14 +182,18 @@ def wait_log(pattern, since=0, timeout=5.0):
     return None
 
 
-def redis_cli(*args):
-    r = subprocess.run(["redis-cli", "-h", SERVER, "-p", str(REDIS)] +
+PREFIX = "mx1/"
+
+
+def redis_cli(*args, db=2):
+    r = subprocess.run(["redis-cli", "-h", SERVER, "-p", str(REDIS),
+                        "-n", str(db)] +
                        list(args), capture_output=True, text=True, timeout=5)
     return r.stdout.strip()
 
 
-def doveadm(*args):
-    r = subprocess.run(["doveadm", "-c", CONF, "portguard"] + list(args),
+def doveadm(*args, conf=CONF):
+    r = subprocess.run(["doveadm", "-c", conf, "portguard"] + list(args),
                        capture_output=True, text=True, timeout=30)
     return r.returncode, r.stdout, r.stderr
 
@@ -236,6 +249,8 @@ def auth(source, good):
         s = smtps(source)
     except smtplib.SMTPConnectError as e:
         return e.smtp_code
+    except Exception as e:
+        return repr(e)
     try:
         s.ehlo("client.example.org")
         code, _ = s.docmd("AUTH", "PLAIN " + base64.b64encode(cred).decode())
@@ -244,7 +259,7 @@ def auth(source, good):
         except Exception:
             pass
         return code
-    except smtplib.SMTPServerDisconnected as e:
+    except Exception as e:
         return repr(e)
 
 
@@ -276,6 +291,13 @@ r = subprocess.run(["doveconf", "-c", D + "/bad.conf", "-n"],
                    capture_output=True, text=True)
 check("doveconf refuses a 2.3 dict URI naming portguard_state",
       r.returncode != 0 and "portguard_state" in r.stderr, r.stderr.strip())
+with open(CONF) as f:
+    nodict = re.sub(r"(?ms)^portguard_state_dict \{.*?^\}\n", "", f.read())
+with open(D + "/nodict.conf", "w") as f:
+    f.write(nodict)
+rc, out, err = doveadm("list", conf=D + "/nodict.conf")
+check("no portguard_state_dict block: doveadm says so, exit 75",
+      rc == 75 and "portguard_state_dict" in err, (rc, err.strip()))
 
 dovecot_started = False
 try:
@@ -301,13 +323,14 @@ try:
     g = greeting(STARTTLS, CLIENT)
     check("banned: next STARTTLS-port connect gets 421 4.7.0",
           g.startswith("421 4.7.0 Too many failed"), g)
-    value = redis_cli("GET", "portguard/b/127.0.0.2")
-    check("ban record in Redis (portguard/b/127.0.0.2)",
+    value = redis_cli("GET", PREFIX + "portguard/b/127.0.0.2")
+    check("ban record in Redis db 2 (mx1/portguard/b/127.0.0.2)",
           value.startswith("v1 "), repr(value))
-    ttl = redis_cli("TTL", "portguard/b/127.0.0.2")
+    ttl = redis_cli("TTL", PREFIX + "portguard/b/127.0.0.2")
     check("ban record expires on its own (TTL > 0)",
           ttl.isdigit() and int(ttl) > 0, ttl)
-    print("     redis: portguard/b/127.0.0.2 = %r, TTL %s" % (value, ttl))
+    print("     redis db 2: mx1/portguard/b/127.0.0.2 = %r, TTL %s"
+          % (value, ttl))
 
     # ---- doveadm portguard list / unban ----
     rc, out, err = doveadm("list")
@@ -339,8 +362,14 @@ try:
           g.startswith("421 4.7.0"), g)
     rc, out, err = doveadm("flush")
     check("doveadm portguard flush exits 0", rc == 0, (rc, err))
-    keys = redis_cli("--scan", "--pattern", "portguard/*")
-    check("flush: no portguard/ keys left in Redis", keys == "", keys)
+    redis_cli("SET", PREFIX + "other/key", "x")
+    redis_cli("SET", "portguard/b/10.0.0.1", "v1 0 0 0 0", db=0)
+    rc, out, err = doveadm("flush")
+    keys = redis_cli("--scan", "--pattern", PREFIX + "portguard/*")
+    check("flush: no mx1/portguard/ keys left in Redis", keys == "", keys)
+    check("flush: other keys and other dbs untouched",
+          redis_cli("GET", PREFIX + "other/key") == "x" and
+          redis_cli("GET", "portguard/b/10.0.0.1", db=0) != "", "")
     rc, out, err = doveadm("list")
     check("flush: list is empty", rc == 0 and
           not re.search(r"^127\.", out, re.M), out)
@@ -381,6 +410,9 @@ finally:
         redis.kill()
     sink.shutdown()
 
+if failures:
+    print("---- last lines of %s ----" % LOG)
+    print("\n".join(log_text().splitlines()[-40:]))
 print("%d failure(s)" % failures)
 sys.exit(failures)
 PYEOF
