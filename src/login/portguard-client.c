@@ -598,6 +598,17 @@ static void portguard_client_notify_auth_ready(struct client *client)
 		/* no greeting: the 421 is on its way */
 		return;
 	}
+	if (pc->refused && client->ssl_iostream != NULL &&
+	    ssl_iostream_is_handshaked(client->ssl_iostream)) {
+		/* implicit TLS, refused before the handshake, which Dovecot
+		   finished itself (2.4 reads the ClientHello before this is
+		   called): the 421 instead of the greeting, from the ioloop
+		   (never destroy the client in here) */
+		pc->refuse_after_handshake = FALSE;
+		pc->to_refuse = timeout_add_short(0,
+			portguard_client_refuse_timeout, pc);
+		return;
+	}
 	if (pc->verdict != PORTGUARD_CONNECT_UNGUARDED &&
 	    client->ssl_iostream != NULL &&
 	    !ssl_iostream_is_handshaked(client->ssl_iostream)) {
