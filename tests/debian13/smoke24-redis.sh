@@ -291,6 +291,7 @@ r = subprocess.run(["doveconf", "-c", D + "/bad.conf", "-n"],
                    capture_output=True, text=True)
 check("doveconf refuses a 2.3 dict URI naming portguard_state",
       r.returncode != 0 and "portguard_state" in r.stderr, r.stderr.strip())
+print("     " + r.stderr.strip()[-300:])
 with open(CONF) as f:
     nodict = re.sub(r"(?ms)^portguard_state_dict \{.*?^\}\n", "", f.read())
 with open(D + "/nodict.conf", "w") as f:
@@ -298,6 +299,7 @@ with open(D + "/nodict.conf", "w") as f:
 rc, out, err = doveadm("list", conf=D + "/nodict.conf")
 check("no portguard_state_dict block: doveadm says so, exit 75",
       rc == 75 and "portguard_state_dict" in err, (rc, err.strip()))
+print("     " + err.strip()[-300:])
 
 dovecot_started = False
 try:
