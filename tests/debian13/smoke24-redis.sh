@@ -26,6 +26,7 @@
 #     }
 #   }
 #
+# PORTGUARD_SMOKE_VALGRIND=1 runs every doveadm call under valgrind.
 # Clients connect from 127.0.0.2/127.0.0.3 with Python's smtplib/ssl. Each
 # check prints PASS or FAIL; the exit code is the number of failures. Only
 # the redis-server and Dovecot started here are signalled (by their pids).
@@ -36,6 +37,7 @@ if [ "${PORTGUARD_SMOKE24_INSIDE:-}" != 1 ]; then
 	exec "$top/tests/debian13/chroot.sh" run --bind "$top" \
 		env PORTGUARD_SMOKE24_INSIDE=1 \
 		PORTGUARD_TEST_PORT_BASE="${PORTGUARD_TEST_PORT_BASE:-32000}" \
+		PORTGUARD_SMOKE_VALGRIND="${PORTGUARD_SMOKE_VALGRIND:-}" \
 		"$top/tests/debian13/smoke24-redis.sh" "$@"
 fi
 
@@ -192,9 +194,17 @@ def redis_cli(*args, db=2):
     return r.stdout.strip()
 
 
+# PORTGUARD_SMOKE_VALGRIND=1: every doveadm portguard call under valgrind
+# (an error or a definite leak makes it exit 99, failing its check)
+VALGRIND = (["valgrind", "-q", "--leak-check=full",
+             "--errors-for-leak-kinds=definite", "--error-exitcode=99"]
+            if os.environ.get("PORTGUARD_SMOKE_VALGRIND") == "1" else [])
+
+
 def doveadm(*args, conf=CONF):
-    r = subprocess.run(["doveadm", "-c", conf, "portguard"] + list(args),
-                       capture_output=True, text=True, timeout=30)
+    r = subprocess.run(VALGRIND + ["doveadm", "-c", conf, "portguard"] +
+                       list(args),
+                       capture_output=True, text=True, timeout=120)
     return r.returncode, r.stdout, r.stderr
 
 
