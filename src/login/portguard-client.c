@@ -594,26 +594,8 @@ static void portguard_client_notify_auth_ready(struct client *client)
 {
 	struct portguard_client *pc = portguard_client_get(client);
 
-	if (pc->to_tls != NULL) {
-		/* Dovecot finished the TLS handshake itself (2.4 reads the
-		   ClientHello before calling this): judge the session before
-		   any greeting goes out */
-		portguard_client_tls_established(pc);
-	}
 	if (pc->refused && !pc->refuse_after_handshake) {
 		/* no greeting: the 421 is on its way */
-		return;
-	}
-	if (pc->refused && client->ssl_iostream != NULL &&
-	    ssl_iostream_is_handshaked(client->ssl_iostream)) {
-		/* implicit TLS, refused before that handshake: the 421
-		   instead of the greeting, from the ioloop (never destroy
-		   the client in here) */
-		pc->refuse_after_handshake = FALSE;
-		if (pc->to_refuse == NULL) {
-			pc->to_refuse = timeout_add_short(0,
-				portguard_client_refuse_timeout, pc);
-		}
 		return;
 	}
 	if (pc->verdict != PORTGUARD_CONNECT_UNGUARDED &&
