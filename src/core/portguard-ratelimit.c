@@ -291,6 +291,21 @@ static void portguard_rl_start_ban(struct portguard_rl_entry *entry,
 	portguard_rl_clear_failures(entry);
 }
 
+unsigned int portguard_rl_count_failure(struct portguard_rl_entry *entry,
+					const struct portguard_rl_config *config,
+					uint32_t now)
+{
+	unsigned int limit = portguard_rl_limit(config);
+
+	portguard_rl_prune(entry, config, now);
+	if (entry->fail_count >= limit)
+		portguard_rl_drop_oldest(entry);
+	entry->fail_times[(entry->fail_head + entry->fail_count) %
+			  PORTGUARD_RL_MAX_LIMIT] = now;
+	entry->fail_count++;
+	return portguard_rl_failures(entry, config, now);
+}
+
 enum portguard_rl_verdict
 portguard_rl_fail(struct portguard_rl_entry *entry,
 		  const struct portguard_rl_config *config, uint32_t now,
@@ -300,12 +315,7 @@ portguard_rl_fail(struct portguard_rl_entry *entry,
 	unsigned int level, secs;
 
 	*ban_secs_r = 0;
-	portguard_rl_prune(entry, config, now);
-	if (entry->fail_count >= limit)
-		portguard_rl_drop_oldest(entry);
-	entry->fail_times[(entry->fail_head + entry->fail_count) %
-			  PORTGUARD_RL_MAX_LIMIT] = now;
-	entry->fail_count++;
+	(void)portguard_rl_count_failure(entry, config, now);
 
 	if (portguard_rl_is_banned(entry, now, NULL) ||
 	    entry->fail_count < limit)

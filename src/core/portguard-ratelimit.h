@@ -90,6 +90,13 @@ portguard_rl_fail(struct portguard_rl_entry *entry,
 		  const struct portguard_rl_config *config, uint32_t now,
 		  unsigned int *ban_secs_r);
 
+/* Count one failure at now in the entry's ring (older ones outside the
+   window or beyond the limit dropped), without any ban; returns the
+   failures now within the window. */
+unsigned int portguard_rl_count_failure(struct portguard_rl_entry *entry,
+					const struct portguard_rl_config *config,
+					uint32_t now);
+
 /* Number of failures within the window ending at now. */
 unsigned int portguard_rl_failures(const struct portguard_rl_entry *entry,
 				   const struct portguard_rl_config *config,

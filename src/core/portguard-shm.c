@@ -26,6 +26,7 @@
    PORTGUARD_SHM_WAYS consecutive entries is one bucket (the unit test
    relies on this to find a bucket's members). */
 
+#include "portguard-knownuser.h"
 #include "portguard-shm.h"
 #include "portguard-siphash.h"
 
@@ -663,7 +664,9 @@ static void portguard_shm_stripe_repair(struct portguard_shm *shm,
 			if (slots[i].used > 1 ||
 			    (slots[i].used == 1 &&
 			     slots[i].key.addr.family != 4 &&
-			     slots[i].key.addr.family != 6))
+			     slots[i].key.addr.family != 6 &&
+			     slots[i].key.addr.family !=
+			     PORTGUARD_RL_FAMILY_KNOWN))
 				portguard_shm_slot_clear(&slots[i]);
 		}
 	}

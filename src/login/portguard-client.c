@@ -555,6 +555,55 @@ portguard_auth_result_outcome(enum client_auth_result result)
 	}
 }
 
+/* Lockout traps: a failed AUTH of a user who recently logged in
+   successfully from this key counts against that user's own limit
+   (portguard_known_user_fail_limit), not against the key. TRUE if it was
+   absorbed that way. */
+static bool portguard_client_known_absorbs(struct portguard_client *pc)
+{
+	const char *user = pc->client->virtual_user;
+	enum portguard_known_verdict verdict;
+	struct event_passthrough *e;
+	const char *error, *counted;
+	char user_log[PORTGUARD_LOG_VALUE_MAX * 4 + 8];
+
+	if (user == NULL || portguard_runtime.rl.known.period == 0)
+		return FALSE;
+	if (portguard_state_known_fail(portguard_runtime.state, &pc->rl_key,
+				       user, ioloop_time, &verdict,
+				       &error) < 0) {
+		portguard_client_state_error(pc, "known_fail", error);
+		return FALSE;
+	}
+	if (verdict == PORTGUARD_KNOWN_NO)
+		return FALSE;
+	counted = verdict == PORTGUARD_KNOWN_ABSORBED ? "user" : "key";
+	portguard_log_escape(user_log, sizeof(user_log), user,
+			     PORTGUARD_LOG_VALUE_MAX);
+	e = event_create_passthrough(portguard_client_event(pc))->
+		set_name("portguard_known_user_failure")->
+		add_str("auth_user", user_log)->
+		add_str("counted_against", counted);
+	e_debug(e->event(), "known_user_failure key=%s user=%s "
+		"counted_against=%s", pc->rl_key_str, user_log, counted);
+	return verdict == PORTGUARD_KNOWN_ABSORBED;
+}
+
+/* A successful AUTH: the user becomes known from this key. */
+static void portguard_client_known_success(struct portguard_client *pc)
+{
+	const char *error;
+
+	if (pc->client->virtual_user == NULL ||
+	    portguard_runtime.rl.known.period == 0)
+		return;
+	if (portguard_state_known_success(portguard_runtime.state,
+					  &pc->rl_key,
+					  pc->client->virtual_user,
+					  ioloop_time, &error) < 0)
+		portguard_client_state_error(pc, "known_success", error);
+}
+
 /* The AUTH counted in advance ended. A failure that reached the limit
    bans the key (logged now) and, enforcing, closes this connection after
    its reply. */
@@ -568,12 +617,17 @@ static void portguard_client_rl_attempt_end(struct portguard_client *pc,
 	bool monitor = !portguard_client_rl_enforcing();
 
 	pc->attempt_active = FALSE;
+	if (outcome == PORTGUARD_ATTEMPT_FAILED &&
+	    portguard_client_known_absorbs(pc))
+		outcome = PORTGUARD_ATTEMPT_NOT_COUNTED;
 	if (portguard_state_attempt_end(portguard_runtime.state, &pc->rl_key,
 					pc->attempt_started, res, outcome,
 					&error) < 0) {
 		portguard_client_state_error(pc, "attempt_end", error);
 		return;
 	}
+	if (outcome == PORTGUARD_ATTEMPT_SUCCEEDED)
+		portguard_client_known_success(pc);
 	if (outcome != PORTGUARD_ATTEMPT_FAILED || !res->new_ban)
 		return;
 

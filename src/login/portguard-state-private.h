@@ -21,6 +21,14 @@ struct portguard_state_vfuncs {
 			   const struct portguard_state_result *attempt,
 			   enum portguard_attempt_outcome outcome,
 			   const char **error_r);
+	/* key is the pseudo-key of the (address key, user) pair */
+	int (*known_success)(struct portguard_state *state,
+			     const struct portguard_rl_key *key,
+			     uint32_t now, const char **error_r);
+	int (*known_fail)(struct portguard_state *state,
+			  const struct portguard_rl_key *key, uint32_t now,
+			  enum portguard_known_verdict *verdict_r,
+			  const char **error_r);
 	int (*iterate)(struct portguard_state *state,
 		       portguard_state_iter_func_t *func, void *context,
 		       const char **error_r);

@@ -182,6 +182,66 @@ portguard_state_shm_attempt_end(struct portguard_state *_state,
 	return 0;
 }
 
+static bool
+portguard_state_known_success_update(struct portguard_rl_entry *entry,
+				     bool created ATTR_UNUSED, void *context)
+{
+	const uint32_t *now = context;
+
+	portguard_known_success(entry, *now);
+	return TRUE;
+}
+
+static int
+portguard_state_shm_known_success(struct portguard_state *_state,
+				  const struct portguard_rl_key *key,
+				  uint32_t now, const char **error_r)
+{
+	if (portguard_shm_update(SHM_STATE(_state)->shm, key, now, TRUE,
+				 portguard_state_known_success_update, &now,
+				 error_r) < 0)
+		return -1;
+	return 0;
+}
+
+struct portguard_state_known_fail_ctx {
+	const struct portguard_known_config *config;
+	uint32_t now;
+	enum portguard_known_verdict verdict;
+};
+
+static bool
+portguard_state_known_fail_update(struct portguard_rl_entry *entry,
+				  bool created ATTR_UNUSED, void *context)
+{
+	struct portguard_state_known_fail_ctx *ctx = context;
+
+	ctx->verdict = portguard_known_fail(entry, ctx->config, ctx->now);
+	return !portguard_known_is_idle(entry, ctx->config, ctx->now);
+}
+
+static int
+portguard_state_shm_known_fail(struct portguard_state *_state,
+			       const struct portguard_rl_key *key,
+			       uint32_t now,
+			       enum portguard_known_verdict *verdict_r,
+			       const char **error_r)
+{
+	struct portguard_state_known_fail_ctx ctx = {
+		.config = &_state->rl->known,
+		.now = now,
+		.verdict = PORTGUARD_KNOWN_NO,
+	};
+
+	/* never creates: a user is known only after a success */
+	if (portguard_shm_update(SHM_STATE(_state)->shm, key, now, FALSE,
+				 portguard_state_known_fail_update, &ctx,
+				 error_r) < 0)
+		return -1;
+	*verdict_r = ctx.verdict;
+	return 0;
+}
+
 static int
 portguard_state_shm_iterate(struct portguard_state *_state,
 			    portguard_state_iter_func_t *func, void *context,
@@ -274,6 +334,8 @@ static const struct portguard_state_vfuncs portguard_state_shm_vfuncs = {
 	.check = portguard_state_shm_check,
 	.attempt = portguard_state_shm_attempt,
 	.attempt_end = portguard_state_shm_attempt_end,
+	.known_success = portguard_state_shm_known_success,
+	.known_fail = portguard_state_shm_known_fail,
 	.iterate = portguard_state_shm_iterate,
 	.ban = portguard_state_shm_ban,
 	.unban = portguard_state_shm_unban,

@@ -43,6 +43,13 @@ int portguard_rl_settings_parse(const struct portguard_settings *set,
 	rl_r->ban_drop = strcmp(set->portguard_ban_action, "drop") == 0;
 	rl_r->fail_closed = strcmp(set->portguard_state_failure, "closed") == 0;
 	rl_r->timeout_msecs = set->portguard_state_timeout;
+	rl_r->known.period = set->portguard_known_user_period;
+	rl_r->known.fail_limit = set->portguard_known_user_fail_limit;
+	rl_r->known.fail_window = set->portguard_auth_fail_window;
+	if (portguard_known_config_check(&rl_r->known, &error) < 0) {
+		*error_r = t_strdup(error);
+		return -1;
+	}
 	return 0;
 }
 
@@ -99,11 +106,65 @@ int portguard_state_attempt_end(struct portguard_state *state,
 				     error_r);
 }
 
+int portguard_state_known_success(struct portguard_state *state,
+				  const struct portguard_rl_key *key,
+				  const char *user, uint32_t now,
+				  const char **error_r)
+{
+	struct portguard_rl_key known;
+
+	if (state->rl->known.period == 0 || user == NULL ||
+	    state->v->known_success == NULL)
+		return 0;
+	portguard_known_key_make(&known, key, user, strlen(user));
+	return state->v->known_success(state, &known, now, error_r);
+}
+
+int portguard_state_known_fail(struct portguard_state *state,
+			       const struct portguard_rl_key *key,
+			       const char *user, uint32_t now,
+			       enum portguard_known_verdict *verdict_r,
+			       const char **error_r)
+{
+	struct portguard_rl_key known;
+
+	*verdict_r = PORTGUARD_KNOWN_NO;
+	if (state->rl->known.period == 0 || user == NULL ||
+	    state->v->known_fail == NULL)
+		return 0;
+	portguard_known_key_make(&known, key, user, strlen(user));
+	return state->v->known_fail(state, &known, now, verdict_r, error_r);
+}
+
+struct portguard_state_iter_ctx {
+	portguard_state_iter_func_t *func;
+	void *context;
+};
+
+static bool
+portguard_state_iter_addresses(const struct portguard_rl_key *key,
+			       const struct portguard_rl_entry *entry,
+			       void *context)
+{
+	struct portguard_state_iter_ctx *ctx = context;
+
+	/* known-user records are not addresses: not listed */
+	if (portguard_known_key_is(key))
+		return TRUE;
+	return ctx->func(key, entry, ctx->context);
+}
+
 int portguard_state_iterate(struct portguard_state *state,
 			    portguard_state_iter_func_t *func, void *context,
 			    const char **error_r)
 {
-	return state->v->iterate(state, func, context, error_r);
+	struct portguard_state_iter_ctx ctx = {
+		.func = func,
+		.context = context,
+	};
+
+	return state->v->iterate(state, portguard_state_iter_addresses,
+				 &ctx, error_r);
 }
 
 int portguard_state_ban(struct portguard_state *state,

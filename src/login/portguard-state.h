@@ -7,6 +7,7 @@
    process in plugin init (as root, before chroot). */
 
 #include "portguard-ratelimit.h"
+#include "portguard-knownuser.h"
 
 struct portguard_settings;
 
@@ -27,6 +28,8 @@ struct portguard_rl_settings {
 	/* backend down: refuse instead of letting logins go on */
 	bool fail_closed;
 	unsigned int timeout_msecs;
+	/* lockout traps: known users (period 0 = off) */
+	struct portguard_known_config known;
 };
 
 struct portguard_state_result {
@@ -93,6 +96,23 @@ int portguard_state_attempt_end(struct portguard_state *state,
 				const struct portguard_state_result *attempt,
 				enum portguard_attempt_outcome outcome,
 				const char **error_r);
+
+/* ---- known users (lockout traps, see portguard-knownuser.h) ---- */
+
+/* user authenticated successfully from key at now: known there for
+   rl->known.period. */
+int portguard_state_known_success(struct portguard_state *state,
+				  const struct portguard_rl_key *key,
+				  const char *user, uint32_t now,
+				  const char **error_r);
+/* A failed AUTH of user from key at now: *verdict_r says whether the
+   user's own limit absorbed it (then it must not count against the
+   key). */
+int portguard_state_known_fail(struct portguard_state *state,
+			       const struct portguard_rl_key *key,
+			       const char *user, uint32_t now,
+			       enum portguard_known_verdict *verdict_r,
+			       const char **error_r);
 
 /* ---- administration (doveadm) ---- */
 

@@ -6,6 +6,7 @@
 #include "settings-parser.h"
 #include "portguard-policy.h"
 #include "portguard-ratelimit.h"
+#include "portguard-knownuser.h"
 #include "portguard-shm.h"
 #include "portguard-settings.h"
 
@@ -36,6 +37,8 @@ static const struct setting_define portguard_setting_defines[] = {
 	DEF(SIZE, portguard_state_size),
 	DEF(TIME_MSECS, portguard_state_timeout),
 	DEF(STR, portguard_state_failure),
+	DEF(TIME, portguard_known_user_period),
+	DEF(UINT, portguard_known_user_fail_limit),
 #if PORTGUARD_SETTINGS_24
 	/* port24b: 2.4 dict backend, portguard_state = dict takes the dict
 	   from portguard_state_dict { dict <driver> { ... } } */
@@ -66,6 +69,8 @@ static const struct portguard_settings portguard_default_settings = {
 	.portguard_state_size = 16 * 1024 * 1024,
 	.portguard_state_timeout = 500,
 	.portguard_state_failure = "open",
+	.portguard_known_user_period = 7 * 24 * 60 * 60,
+	.portguard_known_user_fail_limit = 10,
 };
 
 /* Dovecot's own enum type reports "Invalid value" without the key: check
@@ -90,6 +95,7 @@ portguard_settings_check_ratelimit(const struct portguard_settings *set,
 				   const char **error_r)
 {
 	struct portguard_rl_config config;
+	struct portguard_known_config known;
 	struct portguard_netlist exempt;
 	const char *error;
 
@@ -162,6 +168,13 @@ portguard_settings_check_ratelimit(const struct portguard_settings *set,
 	}
 	if (set->portguard_state_size > 4ULL * 1024 * 1024 * 1024) {
 		*error_r = "portguard_state_size: must be at most 4G";
+		return FALSE;
+	}
+	known.period = set->portguard_known_user_period;
+	known.fail_limit = set->portguard_known_user_fail_limit;
+	known.fail_window = set->portguard_auth_fail_window;
+	if (portguard_known_config_check(&known, &error) < 0) {
+		*error_r = t_strdup(error);
 		return FALSE;
 	}
 	if (set->portguard_state_timeout == 0) {

@@ -40,6 +40,9 @@ struct portguard_settings {
 	uoff_t portguard_state_size;
 	unsigned int portguard_state_timeout; /* msecs */
 	const char *portguard_state_failure; /* open | closed */
+	/* lockout traps: users who recently logged in from a key */
+	unsigned int portguard_known_user_period; /* secs, 0 = off */
+	unsigned int portguard_known_user_fail_limit;
 };
 
 extern const struct setting_parser_info portguard_setting_parser_info;

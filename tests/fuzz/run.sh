@@ -4,7 +4,7 @@
 #   tests/fuzz/run.sh [seconds] [harness...]
 #
 #   seconds   time per harness (default 20)
-#   harness   ports cidr logfmt ratelimit shm (default: all)
+#   harness   ports cidr logfmt ratelimit knownuser shm (default: all)
 #
 # A long run, e.g. before a release or after changing a parser:
 #
@@ -22,7 +22,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 top="$(cd "$here/../.." && pwd)"
 seconds="${1:-20}"
 shift || true
-all=(ports cidr logfmt ratelimit shm)
+all=(ports cidr logfmt ratelimit knownuser shm)
 if [ "$#" -gt 0 ]; then
 	harnesses=("$@")
 else
