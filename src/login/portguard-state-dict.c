@@ -13,6 +13,10 @@
                                    atomic increments (exact across hosts)
      shared/portguard/b/<key>      ban history "v1 <until> <start> <level>
                                    <flags>" (portguard_rl_history_to_str)
+     shared/portguard/k/<hex>      known user (portguard-knownuser.h): time
+                                   of its last successful AUTH; <hex> is the
+                                   pseudo-key of the (key, user) pair
+     shared/portguard/kf/<hex>/<n> that user's own failures, as f/ above
    The failures within the sliding window are estimated from the current
    and the previous fixed window (portguard_rl_window_estimate). Every key
    expires on its own, after 2 x ban_duration_max + window (2.3: added to
@@ -90,6 +94,25 @@ static const char *portguard_dict_ban_key(const struct portguard_rl_key *key)
 {
 	return t_strdup_printf(PORTGUARD_DICT_PREFIX"b/%s",
 			       portguard_dict_key_str(key));
+}
+
+static const char *
+portguard_dict_known_key(const struct portguard_rl_key *known)
+{
+	char hex[40];
+
+	return t_strdup_printf(PORTGUARD_DICT_PREFIX"k/%s",
+		portguard_known_key_to_hex(known, hex, sizeof(hex)));
+}
+
+static const char *
+portguard_dict_known_fail_key(const struct portguard_rl_key *known,
+			      uint32_t slot)
+{
+	char hex[40];
+
+	return t_strdup_printf(PORTGUARD_DICT_PREFIX"kf/%s/%u",
+		portguard_known_key_to_hex(known, hex, sizeof(hex)), slot);
 }
 
 /* How long every key lives: long enough for the longest history. */
@@ -629,6 +652,76 @@ portguard_state_dict_attempt_end(struct portguard_state *_state,
 	return portguard_dict_commit(state, &trans, "attempt end", error_r);
 }
 
+/* Known users: a record with the time of the last success and, like a
+   key's failures, atomic counters per fixed window. The records expire
+   with every other key (see portguard_dict_expire_secs): a user stays
+   known for portguard_known_user_period or that expiry, whichever is
+   shorter. */
+static int
+portguard_state_dict_known_success(struct portguard_state *_state,
+				   const struct portguard_rl_key *known,
+				   uint32_t now, const char **error_r)
+{
+	struct portguard_state_dict *state = DICT_STATE(_state);
+	uint32_t slot = now / _state->rl->known.fail_window;
+	struct dict_transaction_context *trans;
+
+	trans = dict_transaction_begin(state->dict, &state->op_set);
+	dict_set(trans, portguard_dict_known_key(known), dec2str(now));
+	dict_unset(trans, portguard_dict_known_fail_key(known, slot));
+	if (slot > 0) {
+		dict_unset(trans,
+			   portguard_dict_known_fail_key(known, slot - 1));
+	}
+	return portguard_dict_commit(state, &trans, "known user", error_r);
+}
+
+static int
+portguard_state_dict_known_fail(struct portguard_state *_state,
+				const struct portguard_rl_key *known,
+				uint32_t now,
+				enum portguard_known_verdict *verdict_r,
+				const char **error_r)
+{
+	struct portguard_state_dict *state = DICT_STATE(_state);
+	const struct portguard_known_config *config = &_state->rl->known;
+	uint32_t slot = now / config->fail_window;
+	struct dict_transaction_context *trans;
+	struct portguard_rl_entry entry;
+	unsigned int success, cur, prev = 0;
+
+	*verdict_r = PORTGUARD_KNOWN_NO;
+	if (portguard_dict_lookup_uint(state, portguard_dict_known_key(known),
+				       &success, error_r) < 0)
+		return -1;
+	i_zero(&entry);
+	entry.last_ban_start = success;
+	if (!portguard_known_is_known(&entry, config, now))
+		return 0;
+
+	/* count first, then read the total (as attempts do): racing
+	   failures never get more than the limit absorbed */
+	trans = dict_transaction_begin(state->dict, &state->op_set);
+	dict_atomic_inc(trans, portguard_dict_known_fail_key(known, slot), 1);
+	if (portguard_dict_commit(state, &trans, "known user failure",
+				  error_r) < 0)
+		return -1;
+	if (portguard_dict_lookup_uint(state,
+			portguard_dict_known_fail_key(known, slot),
+			&cur, error_r) < 0)
+		return -1;
+	if (slot > 0 &&
+	    portguard_dict_lookup_uint(state,
+			portguard_dict_known_fail_key(known, slot - 1),
+			&prev, error_r) < 0)
+		return -1;
+	*verdict_r = portguard_rl_window_estimate(cur, prev, now,
+						  config->fail_window) <=
+		config->fail_limit ? PORTGUARD_KNOWN_ABSORBED :
+		PORTGUARD_KNOWN_OVER_LIMIT;
+	return 0;
+}
+
 static int
 portguard_state_dict_ban(struct portguard_state *_state,
 			 const struct portguard_rl_key *key, uint32_t now,
@@ -749,6 +842,8 @@ static const struct portguard_state_vfuncs portguard_state_dict_vfuncs = {
 	.check = portguard_state_dict_check,
 	.attempt = portguard_state_dict_attempt,
 	.attempt_end = portguard_state_dict_attempt_end,
+	.known_success = portguard_state_dict_known_success,
+	.known_fail = portguard_state_dict_known_fail,
 	.iterate = portguard_state_dict_iterate,
 	.ban = portguard_state_dict_ban,
 	.unban = portguard_state_dict_unban,
