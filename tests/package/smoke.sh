@@ -13,7 +13,8 @@
 # 3. starts the system Dovecot (/usr/sbin/dovecot, /etc/dovecot/dovecot.conf)
 #    with one extra file, /etc/dovecot/conf.d/99-portguard-smoke.conf:
 #    submission only, on 127.0.0.1 and high ports (PORTGUARD_TEST_PORT_BASE
-#    + 465/587, default base 34000), a self-signed certificate, a
+#    + 465/466/587, default base 34000; 466 is a listener without ssl in
+#    portguard_implicit_tls_ports), a self-signed certificate, a
 #    passwd-file user, cleartext AUTH allowed by Dovecot, relay to a Python
 #    SMTP sink (base + 25);
 # 4. runs tests/package/smoke_client.py from 127.0.0.2: first with the
@@ -113,6 +114,7 @@ out=${PORTGUARD_PKG_OUT:-$srcdir/tests/package/out}/$codename
 base=${PORTGUARD_TEST_PORT_BASE:-34000}
 port_starttls=$((base + 587))
 port_implicit=$((base + 465))
+port_implicit_plain=$((base + 466))
 port_sink=$((base + 25))
 conf_smoke=/etc/dovecot/conf.d/99-portguard-smoke.conf
 conf_snippet=/etc/dovecot/conf.d/95-portguard.conf
@@ -227,7 +229,7 @@ if ! doveconf -n >/dev/null; then
 	echo "smoke.sh: doveconf -n fails before the package is installed: fix that first" >&2
 	exit 1
 fi
-for p in "$port_starttls" "$port_implicit" "$port_sink"; do
+for p in "$port_starttls" "$port_implicit" "$port_implicit_plain" "$port_sink"; do
 	if ss -Hltn "sport = :$p" | grep -q .; then
 		echo "smoke.sh: port $p is in use (set PORTGUARD_TEST_PORT_BASE)" >&2
 		exit 1
@@ -239,6 +241,7 @@ chmod 755 "$work"
 backup=$work/backup
 mkdir -p "$backup"
 created_policy_rc=no
+stock_cert_created=()
 sink_pid=
 started_dovecot=no
 login_dir_existed=no
@@ -277,6 +280,9 @@ cleanup() {
 		wait "$sink_pid" 2>/dev/null
 	fi
 	rm -f "$conf_smoke"
+	for f in "${stock_cert_created[@]}"; do
+		rm -f "$f"
+	done
 	if pkg_installed; then
 		dpkg --purge dovecot-portguard >/dev/null 2>&1
 	fi
@@ -359,6 +365,19 @@ fi
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=smoke.test" \
 	-keyout "$work/key.pem" -out "$work/cert.pem" >/dev/null 2>&1
 chmod 644 "$work/key.pem"
+# The stock 10-ssl.conf names /etc/dovecot/private/dovecot.{pem,key}, which
+# dovecot-core's postinst links to ssl-cert's snakeoil pair when that exists;
+# Dovecot reads them even though the test file overrides them. Where they
+# are missing, the test's pair stands in until the end.
+stock_cert_created=()
+for pair in "pem:cert.pem" "key:key.pem"; do
+	f=/etc/dovecot/private/dovecot.${pair%%:*}
+	if [ ! -e "$f" ] && [ ! -L "$f" ]; then
+		install -D -m 600 "$work/${pair#*:}" "$f"
+		stock_cert_created+=("$f")
+		echo "created $f (missing; removed at the end)"
+	fi
+done
 echo 'smoke@example.org:{PLAIN}smoke-password' >"$work/passwd"
 chmod 644 "$work/passwd"
 mkdir -p "$work/home" "$work/sink"
@@ -394,6 +413,9 @@ service submission-login {
   inet_listener submissions {
     port = $port_implicit
     ssl = yes
+  }
+  inet_listener submissions_plain {
+    port = $port_implicit_plain
   }
 }
 EOF
@@ -432,6 +454,9 @@ service submission-login {
     port = $port_implicit
     ssl = yes
   }
+  inet_listener submissions_plain {
+    port = $port_implicit_plain
+  }
 }
 EOF
 fi
@@ -439,7 +464,7 @@ fi
 # 465/587); kept in a separate block so that the after-purge start can drop it.
 cat >>"$conf_smoke" <<EOF
 # portguard settings (dropped after the purge)
-portguard_implicit_tls_ports = $port_implicit
+portguard_implicit_tls_ports = $port_implicit $port_implicit_plain
 portguard_starttls_ports = $port_starttls
 EOF
 
@@ -481,13 +506,15 @@ run_client() {
 		esac
 	done < <("$python" "$here/smoke_client.py" check --plugin "$1" \
 		--starttls "$port_starttls" --implicit "$port_implicit" \
-		--log "$log" --sink-dir "$work/sink" 2>&1; echo "exit=$?")
+		--implicit-plain "$port_implicit_plain" \
+		--log "$log" --sink-dir "$work/sink" 2>&1 && echo "exit=0" ||
+		echo "exit=$?")
 }
 
 # ---- 4a. the snippet as shipped: Dovecot's own behaviour ---------------------
 step "Dovecot with the package installed, snippet as shipped (plugin not enabled)"
 if doveconf -n >/dev/null && start_dovecot; then
-	ok "dovecot started ($(dovecot --version)), config $(doveconf -h config_path 2>/dev/null || echo /etc/dovecot/dovecot.conf)"
+	ok "dovecot started ($(dovecot --version), /etc/dovecot/dovecot.conf)"
 	run_client off
 	stop_dovecot && ok "dovecot stopped" || bad "dovecot stop"
 else
@@ -524,7 +551,7 @@ if start_dovecot; then
 	else
 		ok "no Error/Fatal/Panic in the Dovecot log"
 	fi
-	grep 'portguard: ' "$log" | tail -n 4 | sed 's/^/  log: /'
+	grep 'portguard: ' "$log" | tail -n 4 | sed 's/^/  log: /' || true
 	stop_dovecot && ok "dovecot stopped" || bad "dovecot stop"
 else
 	bad "dovecot did not start with the plugin enabled"
@@ -533,6 +560,11 @@ fi
 
 # ---- 5. purge, and Dovecot without portguard -----------------------------------
 step "dpkg --purge dovecot-portguard"
+if [ -f "${state_files[0]}" ]; then
+	ok "the plugin created its state file ${state_files[0]}"
+else
+	bad "no state file ${state_files[0]} after the plugin ran"
+fi
 if dpkg --purge dovecot-portguard; then
 	ok "dpkg --purge dovecot-portguard"
 else
