@@ -33,7 +33,8 @@
 #    touched).
 #
 # --debian13 runs the same inside the Debian 13 chroot
-# (tests/debian13/chroot.sh, a throwaway overlay). Needs root.
+# (tests/debian13/chroot.sh, a throwaway overlay). Needs root. Missing
+# build packages are installed with apt-get unless PORTGUARD_NO_DEPS=1.
 # Ends with "package smoke: N passed, N failed"; exit 0 only if all passed.
 set -euo pipefail
 
@@ -50,7 +51,7 @@ while [ $# -gt 0 ]; do
 	--deb) deb=$(readlink -f "$2"); shift 2 ;;
 	--build-only) build_only=yes; shift ;;
 	--debian13) debian13=yes; shift ;;
-	-h|--help) sed -n '2,37s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,/^set -e/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
 	*) echo "smoke.sh: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
@@ -156,6 +157,10 @@ install_build_tools() {
 		esac
 	done
 	[ "${#missing[@]}" -eq 0 ] && return 0
+	if [ "${PORTGUARD_NO_DEPS:-0}" = 1 ]; then
+		echo "smoke.sh: missing build packages: ${missing[*]} (PORTGUARD_NO_DEPS=1)" >&2
+		exit 1
+	fi
 	echo "installing: ${missing[*]}"
 	apt-get -qq -o DPkg::Lock::Timeout=300 update </dev/null
 	DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=300 \
