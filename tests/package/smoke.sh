@@ -241,6 +241,16 @@ for p in "$port_starttls" "$port_implicit" "$port_implicit_plain" "$port_sink"; 
 	fi
 done
 
+# How the system Dovecot comes up at boot (sysv links, systemd state):
+# compared at the end.
+boot_state() {
+	ls -l /etc/rc?.d/ 2>/dev/null | grep -i dovecot | awk '{print $9, $11}' || true
+	if [ -d /run/systemd/system ]; then
+		systemctl is-enabled dovecot.service dovecot.socket 2>&1 || true
+	fi
+}
+boot_before=$(boot_state)
+
 work=$(mktemp -d /var/tmp/portguard-smoke.XXXXXX)
 chmod 755 "$work"
 backup=$work/backup
@@ -615,6 +625,12 @@ if doveconf -n >/dev/null 2>&1; then
 	ok "doveconf -n validates with the test file removed"
 else
 	bad "doveconf -n with the test file removed"
+fi
+
+if [ "$(boot_state)" = "$boot_before" ]; then
+	ok "the system Dovecot's boot setting is unchanged"
+else
+	bad "the system Dovecot's boot setting changed: $(boot_state)"
 fi
 
 summary
