@@ -104,6 +104,7 @@ if [ "$debian13" = yes ]; then
 	"$srcdir/tests/debian13/chroot.sh" run --bind "$work" \
 		--bind "$srcdir/tests/package/out" \
 		env PORTGUARD_TEST_PORT_BASE="${PORTGUARD_TEST_PORT_BASE:-34000}" \
+		PORTGUARD_PKG_THROWAWAY=1 \
 		PORTGUARD_PKG_OUT="$srcdir/tests/package/out" \
 		bash "$work/src/tests/package/smoke.sh" "${args[@]}" || rc=$?
 	exit "$rc"
@@ -625,6 +626,54 @@ if doveconf -n >/dev/null 2>&1; then
 	ok "doveconf -n validates with the test file removed"
 else
 	bad "doveconf -n with the test file removed"
+fi
+
+# ---- only on a throwaway system (the chroot): without dovecot-submissiond ----
+# The package only Recommends dovecot-submissiond: with the snippet enabled
+# and submission-login absent, doveconf must validate and Dovecot start.
+if [ "${PORTGUARD_PKG_THROWAWAY:-0}" = 1 ]; then
+	step "throwaway system: the package enabled, dovecot-submissiond removed"
+	dpkg -i "$deb" >/dev/null
+	sed -i '/^# >>> portguard/,/^# <<< portguard/{/^# [<>][<>][<>] portguard/!s/^#//}' "$conf_snippet"
+	if dpkg --remove dovecot-submissiond >/dev/null 2>&1 &&
+		[ ! -e /usr/lib/dovecot/submission-login ]; then
+		ok "dovecot-submissiond removed, dovecot-portguard installed and enabled"
+	else
+		bad "could not remove dovecot-submissiond"
+	fi
+	cat >"$conf_smoke" <<EOF
+# written by portguard tests/package/smoke.sh (throwaway system)
+listen = 127.0.0.1
+log_path = $log
+service imap-login {
+  inet_listener imap {
+    port = $((base + 143))
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+EOF
+	if out_n=$(doveconf -n 2>&1); then
+		ok "doveconf -n validates without dovecot-submissiond (protocols: $(doveconf -h protocols 2>&1 | tr '\n' ' '))"
+	else
+		bad "doveconf -n without dovecot-submissiond: $out_n"
+	fi
+	: >"$log"
+	if dovecot; then
+		started_dovecot=yes
+		sleep 1
+		if [ -n "$(master_pid)" ]; then
+			ok "dovecot starts without dovecot-submissiond"
+		else
+			bad "dovecot exited without dovecot-submissiond"
+			tail -n 20 "$log"
+		fi
+		stop_dovecot && ok "dovecot stops" || bad "dovecot stop"
+	else
+		bad "dovecot does not start without dovecot-submissiond"
+		tail -n 20 "$log"
+	fi
 fi
 
 if [ "$(boot_state)" = "$boot_before" ]; then
