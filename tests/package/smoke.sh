@@ -33,7 +33,10 @@
 #    touched).
 #
 # --debian13 runs the same inside the Debian 13 chroot
-# (tests/debian13/chroot.sh, a throwaway overlay). Needs root. Missing
+# (tests/debian13/chroot.sh, a throwaway overlay; it always builds there),
+# plus one step only a throwaway system gets: the package reinstalled and
+# enabled, dovecot-submissiond removed, and doveconf -n and a Dovecot
+# start still fine (the package only Recommends it). Needs root. Missing
 # build packages are installed with apt-get unless PORTGUARD_NO_DEPS=1.
 # Ends with "package smoke: N passed, N failed"; exit 0 only if all passed.
 set -euo pipefail
