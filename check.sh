@@ -274,6 +274,42 @@ else
 	echo "check.sh: clang not found: fuzzing skipped" >&2
 fi
 
+# ---- Debian package (tests/package/smoke.sh) --------------------------------
+# Builds dovecot-portguard with dpkg-buildpackage, lintian (no errors),
+# installs it, runs the system Dovecot on loopback high ports against it,
+# purges it and leaves the system as it was; then the same for Dovecot 2.4
+# inside the Debian 13 chroot (tests/debian13/chroot.sh; set up on first
+# use). PORTGUARD_PKG_DEBIAN13=0 skips the chroot run,
+# PORTGUARD_PKG_SMOKE=0 skips both.
+pkg_passed=0
+run_pkg_smoke() {
+	local label=$1 log=$2 rc=0 n
+	shift 2
+	step "tests/package/smoke.sh $* ($label)"
+	PORTGUARD_NO_DEPS=$([ "$want_deps" = no ] && echo 1 || echo 0) \
+		tests/package/smoke.sh "$@" 2>&1 | tee "$log" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		echo
+		echo "check.sh: FAILED (package smoke test, $label; build log in tests/package/out/)" >&2
+		exit "$rc"
+	fi
+	n=$(sed -n 's/^package smoke: \([0-9]*\) passed.*/\1/p' "$log" | tail -n1)
+	pkg_passed=$((pkg_passed + ${n:-0}))
+}
+if [ "${PORTGUARD_PKG_SMOKE:-1}" = 1 ]; then
+	run_pkg_smoke "Debian 12, this host" tests/package/smoke12.log
+	if [ "${PORTGUARD_PKG_DEBIAN13:-1}" = 1 ]; then
+		run_pkg_smoke "Debian 13 chroot" tests/package/smoke13.log --debian13
+	else
+		echo
+		echo "check.sh: package smoke test on Debian 13 NOT run (PORTGUARD_PKG_DEBIAN13=0)"
+	fi
+else
+	echo
+	echo "check.sh: package smoke test NOT run (PORTGUARD_PKG_SMOKE=0)"
+fi
+# ---- end of Debian package step -----------------------------------------------
+
 # One closing line for CI: every cmocka case and pytest test that ran.
 unit_passed=$(cat tests/unit/*.log 2>/dev/null |
 	sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\./\1/p' |
@@ -281,5 +317,5 @@ unit_passed=$(cat tests/unit/*.log 2>/dev/null |
 integ_passed=$(sed -n 's/^=* \([0-9]*\) passed.*/\1/p' \
 	tests/integration/run.sh.log 2>/dev/null | tail -n1)
 echo
-echo "check.sh: all tests passed (cmocka cases: $unit_passed, integration tests: ${integ_passed:-0})"
-echo "tests: $((unit_passed + ${integ_passed:-0})) passed, 0 failed"
+echo "check.sh: all tests passed (cmocka cases: $unit_passed, integration tests: ${integ_passed:-0}, package checks: $pkg_passed)"
+echo "tests: $((unit_passed + ${integ_passed:-0} + pkg_passed)) passed, 0 failed"
