@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from pgdovecot import PLUGIN_CONF_TEMPLATE, plugin_dir
+from pgdovecot import make_plugin_conf
 
 
 def write_conf(dv, tmp_path, plugin_conf, name="test.conf"):
@@ -15,11 +15,7 @@ def write_conf(dv, tmp_path, plugin_conf, name="test.conf"):
 
 
 def good_plugin_conf(dv, **override):
-    text = PLUGIN_CONF_TEMPLATE.format(plugin_dir=plugin_dir(), ports=dv.ports, exempt="",
-                                       min_tls="TLSv1.2", log_tls="yes")
-    for key, value in override.items():
-        text = re.sub(r"(?m)^%s = .*$" % key, "%s = %s" % (key, value), text)
-    return text
+    return make_plugin_conf(dv.ports, **override)
 
 
 def test_good_config_accepted(dv):

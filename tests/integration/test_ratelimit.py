@@ -45,17 +45,12 @@ LIMIT = 5
 
 # auth_failure_delay = 0: Dovecot answers failures at once (the anvil
 # penalty still applies); metrics show the plugin's events with their fields
-RL_CONF = """
-auth_failure_delay = 0
-metric portguard_ban {
-  filter = event=portguard_ban
-  group_by = key ban_level monitor
-}
-metric portguard_refused_banned {
-  filter = event=portguard_connection_refused AND reason=banned
-  group_by = key port
-}
-"""
+RL_CONF = ("\nauth_failure_delay = 0\n" +
+           pgdovecot.metric_conf("portguard_ban", "event=portguard_ban",
+                                 ("key", "ban_level", "monitor")) +
+           pgdovecot.metric_conf("portguard_refused_banned",
+                                 "event=portguard_connection_refused AND reason=banned",
+                                 ("key", "port")))
 
 
 def make_instance(name, offset, conf=""):
@@ -663,7 +658,7 @@ def _ipv6_child():
                 ["ip", "-6", "addr", "add", V6_B + "/128", "dev", "lo", "nodad"],
                 ["ip", "-6", "addr", "add", V6_OTHER + "/128", "dev", "lo", "nodad"]):
         subprocess.run(cmd, check=True)
-    dv = make_instance("rl-ipv6", 500, "listen = 127.0.0.1, ::1\n")
+    dv = make_instance("rl-ipv6", 500, pgdovecot.listen_conf("127.0.0.1", "::1"))
     try:
         skip_anvil_penalty(dv, V6_A)        # anvil: one penalty per /48
         since = dv.log_size()
@@ -714,9 +709,7 @@ def test_ipv6_prefix_aggregation():
 
 
 def _conf_with(dv, tmp_path, extra_lines):
-    plugin_conf = pgdovecot.PLUGIN_CONF_TEMPLATE.format(
-        plugin_dir=pgdovecot.plugin_dir(), ports=dv.ports, exempt="",
-        min_tls="TLSv1.2", log_tls="yes") + extra_lines
+    plugin_conf = pgdovecot.make_plugin_conf(dv.ports) + extra_lines
     path = tmp_path / "ratelimit.conf"
     path.write_text(dv.config_text(plugin_conf=plugin_conf, extra=""))
     return str(path)

@@ -40,18 +40,13 @@ BAN_SECS = 900
 STATE_DOWN_421 = "421 4.7.0 Temporary failure, try again later"
 STATE_ERROR_RE = r"portguard: state_error op=(\w+) fail=%s: "
 
-STATE_ERROR_METRIC = """
-metric portguard_state_error {
-  filter = event=portguard_state_error
-  group_by = operation
-}
-"""
+STATE_ERROR_METRIC = pgdovecot.metric_conf(
+    "portguard_state_error", "event=portguard_state_error", ("operation",))
 
 
 def redis_conf(redis, extra="", prefix=None):
     return (STATE_ERROR_METRIC +
-            "portguard_state = dict:redis:host=127.0.0.1:port=%d%s\n"
-            % (redis.port, ":prefix=" + prefix if prefix else "") + extra)
+            pgdovecot.redis_state_conf(redis.port, prefix=prefix) + extra)
 
 
 def make_instance(name, offset, conf=""):
