@@ -216,16 +216,21 @@ class SmtpSink:
 _VERSION = None
 
 
-def dovecot_version():
-    """(major, minor, micro) of the installed Dovecot (`dovecot --version`)."""
+def dovecot_version_string():
+    """`dovecot --version` as printed, e.g. "2.4.1-4 (7d8c0e5759)"."""
     global _VERSION
     if _VERSION is None:
-        out = run([dovecot_bin("dovecot"), "--version"]).stdout.strip()
-        m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", out)
-        if not m:
-            raise RuntimeError("cannot parse `dovecot --version`: %r" % out)
-        _VERSION = tuple(int(x or 0) for x in m.groups())
+        _VERSION = run([dovecot_bin("dovecot"), "--version"]).stdout.strip()
     return _VERSION
+
+
+def dovecot_version():
+    """(major, minor, micro) of the installed Dovecot (`dovecot --version`)."""
+    out = dovecot_version_string()
+    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", out)
+    if not m:
+        raise RuntimeError("cannot parse `dovecot --version`: %r" % out)
+    return tuple(int(x or 0) for x in m.groups())
 
 
 def is_24():
