@@ -253,11 +253,9 @@ def metric_conf(name, event_filter, group_by=()):
 
 
 def login_plugins_conf(plugins="portguard"):
-    """Load login plugins in submission-login only."""
-    if not is_24():
-        return "protocol submission {\n  login_plugins = %s\n}\n" % plugins
-    return ("protocol submission {\n  login_plugins {\n%s  }\n}\n"
-            % "".join("    %s = yes\n" % p for p in plugins.split()))
+    """Load login plugins in submission-login only (2.4: login_plugins is a
+    boolean list; `login_plugins = a b` replaces it, as in 2.3)."""
+    return "protocol submission {\n  login_plugins = %s\n}\n" % plugins
 
 
 def listen_conf(*addrs):
