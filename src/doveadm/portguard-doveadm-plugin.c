@@ -22,6 +22,9 @@
 
 #include <sysexits.h>
 
+/* STUB (port24): not yet ported to Dovecot 2.4 (helper port24b). */
+#if !DOVECOT_PREREQ(2, 4, 0)
+
 const char *doveadm_portguard_plugin_version = DOVECOT_ABI_VERSION;
 
 void doveadm_portguard_plugin_init(struct module *module);
@@ -334,3 +337,19 @@ void doveadm_portguard_plugin_init(struct module *module ATTR_UNUSED)
 void doveadm_portguard_plugin_deinit(void)
 {
 }
+
+#else
+
+const char *doveadm_portguard_plugin_version = DOVECOT_ABI_VERSION;
+
+void doveadm_portguard_plugin_init(struct module *module);
+void doveadm_portguard_plugin_deinit(void);
+
+void doveadm_portguard_plugin_init(struct module *module ATTR_UNUSED)
+{
+}
+
+void doveadm_portguard_plugin_deinit(void)
+{
+}
+#endif

@@ -11,9 +11,13 @@
 #include "module-context.h"
 #include "time-util.h"
 #include "iostream-ssl.h"
-#include "master-service-ssl-settings.h"
 #include "client-common.h"
 #include "portguard-compat.h"
+#if DOVECOT_PREREQ(2, 4, 0)
+#  include "ssl-settings.h"
+#else
+#  include "master-service-ssl-settings.h"
+#endif
 #include "portguard-plugin.h"
 #include "portguard-config.h"
 #include "portguard-tls.h"
@@ -46,8 +50,10 @@ struct portguard_client {
 	struct timeval tls_start;
 	/* implicit TLS: drives the handshake before the greeting */
 	struct io *io_handshake;
-	/* STARTTLS: notices the TLS layer on its first read */
+	/* STARTTLS (2.3): notices the TLS layer on its first read */
 	struct istream *hook_input;
+	/* STARTTLS (2.4): the TLS stream given the handshake callback */
+	struct ssl_iostream *watched_ssl;
 	/* when the handshake callback ran */
 	struct timeval tls_end;
 	/* STARTTLS: the handshake is over; log once Dovecot marked it done */
@@ -231,7 +237,8 @@ static void portguard_client_tls_log(struct portguard_client *pc,
 
 	i_zero(&info);
 	info.port = client->local_port;
-	info.mode = client->starttls ? "starttls" : "implicit";
+	info.mode = PORTGUARD_CLIENT_USED_STARTTLS(client) ?
+		"starttls" : "implicit";
 	info.proto = facts->proto;
 	info.cipher = facts->cipher;
 	info.bits = facts->bits;
@@ -309,6 +316,27 @@ static int portguard_client_handshake_cb(const char **error_r ATTR_UNUSED,
 	return 0;
 }
 
+#if PORTGUARD_HAVE_IOSTREAM_CHANGE
+/* Dovecot 2.4: called right after the client's streams changed, among
+   them STARTTLS creating the TLS layer (before the ClientHello is read). */
+static void portguard_client_iostream_change_post(struct client *client)
+{
+	struct portguard_client *pc = portguard_client_get(client);
+
+	if (pc->module_ctx.super.iostream_change_post != NULL)
+		pc->module_ctx.super.iostream_change_post(client);
+	if (pc->role != PORTGUARD_ROLE_STARTTLS ||
+	    pc->verdict == PORTGUARD_CONNECT_UNGUARDED ||
+	    PORTGUARD_CLIENT_PROXIED_TLS(client) ||
+	    client->ssl_iostream == NULL ||
+	    client->ssl_iostream == pc->watched_ssl || pc->tls_seen)
+		return;
+	pc->watched_ssl = client->ssl_iostream;
+	i_gettimeofday(&pc->tls_start);
+	ssl_iostream_set_handshake_callback(client->ssl_iostream,
+					    portguard_client_handshake_cb, pc);
+}
+#else
 /* Hook of the plaintext istream on STARTTLS ports: once STARTTLS created
    the TLS layer, its first read (the ClientHello) passes here. */
 static bool portguard_client_starttls_hook(void *context)
@@ -323,6 +351,7 @@ static bool portguard_client_starttls_hook(void *context)
 					    portguard_client_handshake_cb, pc);
 	return FALSE;
 }
+#endif
 
 /* Implicit TLS: the handshake is driven here, before the greeting, so
    that a refused session gets its 421 instead of the greeting. */
@@ -691,20 +720,36 @@ static void portguard_client_destroy(struct client *client)
 /* STARTTLS port, plaintext: make Dovecot itself require TLS for this
    client (EHLO hides AUTH, every command but EHLO/HELO/STARTTLS/NOOP/QUIT
    gets "530 5.7.0 TLS required."), also for localhost and
-   login_trusted_networks, which Dovecot's own rule exempts. */
+   login_trusted_networks, which Dovecot's own rule exempts. Runs before
+   v.create, where submission-login reads both (tls_required). */
 static void portguard_client_require_starttls(struct portguard_client *pc)
 {
 	struct client *client = pc->client;
+#if DOVECOT_PREREQ(2, 4, 0)
+	struct ssl_server_settings *ssl_server_set;
+
+	if (strcmp(PORTGUARD_CLIENT_SSL_MODE(client), "yes") == 0) {
+		/* A copy in the settings' own pool: client_settings_free()
+		   unrefs that pool once through the copy, as it would
+		   through the original. */
+		ssl_server_set = p_new(client->ssl_server_set->pool,
+				       struct ssl_server_settings, 1);
+		*ssl_server_set = *client->ssl_server_set;
+		ssl_server_set->ssl = "required";
+		client->ssl_server_set = ssl_server_set;
+	}
+#else
 	struct master_service_ssl_settings *ssl_set;
 
-	if (strcmp(client->ssl_set->ssl, "yes") == 0) {
+	if (strcmp(PORTGUARD_CLIENT_SSL_MODE(client), "yes") == 0) {
 		ssl_set = p_new(client->pool,
 				struct master_service_ssl_settings, 1);
 		*ssl_set = *client->ssl_set;
 		ssl_set->ssl = "required";
 		client->ssl_set = ssl_set;
 	}
-	client->secured = FALSE;
+#endif
+	PORTGUARD_CLIENT_SECURED(client) = FALSE;
 }
 
 /* Arrange to see the end of the TLS handshake: now for TLS from the first
@@ -714,6 +759,7 @@ static void portguard_client_watch_tls(struct portguard_client *pc)
 	struct client *client = pc->client;
 
 	if (client->ssl_iostream != NULL) {
+		pc->watched_ssl = client->ssl_iostream;
 		ssl_iostream_set_handshake_callback(client->ssl_iostream,
 			portguard_client_handshake_cb, pc);
 		return;
@@ -721,12 +767,37 @@ static void portguard_client_watch_tls(struct portguard_client *pc)
 	if (pc->role != PORTGUARD_ROLE_STARTTLS ||
 	    PORTGUARD_CLIENT_PROXIED_TLS(client))
 		return;
+#if !PORTGUARD_HAVE_IOSTREAM_CHANGE
 	pc->hook_input = portguard_hook_istream_create(client->input,
 		portguard_client_starttls_hook, pc);
 	i_stream_unref(&client->input);
 	client->input = pc->hook_input;
 	i_stream_ref(pc->hook_input);
+#endif
 }
+
+#if !PORTGUARD_HAVE_LISTENER_ENV
+/* Dovecot 2.4: the listener flags are gone from the environment by the
+   time the plugin starts. A listener with ssl = yes makes the TLS layer
+   before any client exists, so a direct (not proxied) plaintext client
+   on an implicit-TLS port means its listener lacks ssl = yes: say so, at
+   most once an hour across all login processes. */
+#define PORTGUARD_LISTENER_WARN_INTERVAL_SECS 3600
+static void portguard_client_check_listener(struct portguard_client *pc)
+{
+	struct client *client = pc->client;
+
+	if (client->ssl_iostream != NULL ||
+	    !net_ip_compare(&client->ip, &client->real_remote_ip) ||
+	    !portguard_log_throttle(PORTGUARD_THROTTLE_LISTENER_NO_SSL,
+				    PORTGUARD_LISTENER_WARN_INTERVAL_SECS))
+		return;
+	e_warning(pc->event, "inet_listener %s (port %u) is in "
+		  "portguard_implicit_tls_ports but has no 'ssl = yes': "
+		  "every connection to it will be refused",
+		  client->listener_name, client->local_port);
+}
+#endif
 
 static bool portguard_client_read_policy(struct client *client,
 					 struct portguard_policy *policy_r)
@@ -738,7 +809,8 @@ static bool portguard_client_read_policy(struct client *client,
 		*policy_r = portguard_runtime.policy;
 		return TRUE;
 	}
-	if (portguard_config_read(NULL, NULL, &client->local_ip, &client->ip,
+	if (portguard_config_read(NULL, NULL, client->event,
+				  &client->local_ip, &client->ip,
 				  client->local_name, policy_r,
 				  &uses_filters, &error) < 0) {
 		e_error(client->event, "portguard: %s", error);
@@ -781,6 +853,9 @@ void portguard_client_allocated(struct client *client)
 	v->sasl_filter_mech = portguard_client_sasl_filter_mech;
 	v->auth_result = portguard_client_auth_result;
 	v->destroy = portguard_client_destroy;
+#if PORTGUARD_HAVE_IOSTREAM_CHANGE
+	v->iostream_change_post = portguard_client_iostream_change_post;
+#endif
 	MODULE_CONTEXT_SET(client, portguard_client_module, pc);
 
 	pc->event = event_create(client->event);
@@ -797,6 +872,9 @@ void portguard_client_allocated(struct client *client)
 	case PORTGUARD_CONNECT_UNGUARDED:
 		break;
 	case PORTGUARD_CONNECT_REFUSE_PLAINTEXT:
+#if !PORTGUARD_HAVE_LISTENER_ENV
+		portguard_client_check_listener(pc);
+#endif
 		portguard_client_refuse(pc, "plaintext_on_implicit_tls_port",
 					PORTGUARD_TEXT_NOT_TLS, NULL);
 		break;

@@ -1,7 +1,15 @@
-/* portguard settings in a login process: login processes never see
-   plugin {} and their own settings parser ignores unknown keys, so the
-   plugin asks the config service for its own settings root, once per
-   process (and per client only when local/remote filters exist). */
+/* portguard settings in a login process.
+
+   Dovecot 2.3: login processes never see plugin {} and their own settings
+   parser ignores unknown keys, so the plugin asks the config service for
+   its own settings root, once per process (and per client only when
+   local/remote filters exist).
+
+   Dovecot 2.4: every process has the whole (binary) configuration mapped
+   and settings_get() evaluates the filters against an event's fields, with
+   no config request: the plugin reads its settings with the client's own
+   event, so local/remote/local_name filters apply like they do to the
+   login's own settings. */
 
 #include "login-common.h"
 #include "master-service.h"
@@ -9,6 +17,85 @@
 #include "settings-parser.h"
 #include "portguard-settings.h"
 #include "portguard-config.h"
+
+#if PORTGUARD_SETTINGS_24
+#include "settings.h"
+
+/* the settings read at init, kept until deinit */
+static const struct portguard_settings *portguard_config_global_set = NULL;
+
+void portguard_config_deinit(void)
+{
+	settings_free(portguard_config_global_set);
+}
+
+static int
+portguard_config_policy(const struct portguard_settings *set,
+			struct portguard_policy *policy_r,
+			const char **error_r)
+{
+	const char *error;
+
+	if (portguard_policy_init(policy_r, set->portguard_implicit_tls_ports,
+				  set->portguard_starttls_ports,
+				  set->portguard_tls_exempt_networks,
+				  set->portguard_min_tls_protocol,
+				  set->portguard_log_tls, &error) < 0) {
+		*error_r = t_strdup(error);
+		return -1;
+	}
+	return 0;
+}
+
+int portguard_config_read(pool_t pool ATTR_UNUSED,
+			  const struct portguard_settings **set_r,
+			  struct event *event,
+			  const struct ip_addr *local_ip ATTR_UNUSED,
+			  const struct ip_addr *remote_ip ATTR_UNUSED,
+			  const char *local_name ATTR_UNUSED,
+			  struct portguard_policy *policy_r,
+			  bool *uses_filters_r, const char **error_r)
+{
+	const struct portguard_settings *set;
+	struct event *global_event = NULL;
+	const char *error;
+	int ret;
+
+	if (event == NULL) {
+		/* the process-wide settings: protocol submission, no
+		   local/remote filter */
+		global_event = event_create(
+			master_service_get_event(master_service));
+		event_add_str(global_event, "protocol",
+			      login_binary->protocol);
+		event = global_event;
+	}
+	ret = settings_get(event, &portguard_setting_parser_info, 0,
+			   &set, &error);
+	event_unref(&global_event);
+	if (ret < 0) {
+		*error_r = t_strdup_printf(
+			"Couldn't read portguard settings: %s", error);
+		return -1;
+	}
+	/* reading them again per client costs no config request on 2.4:
+	   always do it, so that every filter applies */
+	*uses_filters_r = TRUE;
+	if (portguard_config_policy(set, policy_r, error_r) < 0) {
+		settings_free(set);
+		return -1;
+	}
+	if (set_r != NULL) {
+		settings_free(portguard_config_global_set);
+		portguard_config_global_set = set;
+		*set_r = set;
+	} else {
+		settings_free(set);
+	}
+	return 0;
+}
+
+#else
 
 /* The login process's own settings pool, detached before the first read:
    kept until the plugin is unloaded. */
@@ -21,6 +108,7 @@ void portguard_config_deinit(void)
 
 int portguard_config_read(pool_t pool,
 			  const struct portguard_settings **set_r,
+			  struct event *event ATTR_UNUSED,
 			  const struct ip_addr *local_ip,
 			  const struct ip_addr *remote_ip,
 			  const char *local_name,
@@ -80,3 +168,4 @@ int portguard_config_read(pool_t pool,
 		*set_r = settings_dup(&portguard_setting_parser_info, set, pool);
 	return 0;
 }
+#endif

@@ -5,18 +5,23 @@
 
 #include "portguard-policy.h"
 
+struct event;
 struct ip_addr;
 struct portguard_settings;
 
-/* Read the portguard settings for protocol submission through the config
-   service and parse the TLS rules into *policy_r. If set_r is not NULL,
-   *set_r gets a copy of all settings allocated from pool. local_ip,
-   remote_ip and local_name may be NULL (global settings). *uses_filters_r
-   tells whether the configuration has local/remote filters for this
-   service, so that a per-client read can give different values. Returns 0,
-   or -1 with *error_r. */
+/* Read the portguard settings for protocol submission and parse the TLS
+   rules into *policy_r. Dovecot 2.3 asks the config service with local_ip,
+   remote_ip and local_name (NULL: global settings); 2.4 evaluates the
+   filters against event (a client's event; NULL: global settings) and
+   ignores the addresses. If set_r is not NULL, *set_r gets all settings:
+   on 2.3 a copy allocated from pool, on 2.4 kept until
+   portguard_config_deinit(). *uses_filters_r tells whether a per-client
+   read can give different values (2.3: local/remote filters exist for
+   this service; 2.4: always, the read is cheap). Returns 0, or -1 with
+   *error_r. */
 int portguard_config_read(pool_t pool,
 			  const struct portguard_settings **set_r,
+			  struct event *event,
 			  const struct ip_addr *local_ip,
 			  const struct ip_addr *remote_ip,
 			  const char *local_name,

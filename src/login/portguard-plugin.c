@@ -31,6 +31,7 @@ static const struct login_client_hooks portguard_login_hooks = {
 	.client_allocated = portguard_client_allocated,
 };
 
+#if PORTGUARD_HAVE_LISTENER_ENV
 static bool portguard_listener_has_ssl(unsigned int idx)
 {
 	const char *value =
@@ -53,8 +54,7 @@ static bool portguard_listener_has_ssl(unsigned int idx)
    that an earlier process already warned. */
 static bool portguard_first_since_master_start(const char *name)
 {
-	const char *base_dir =
-		master_service_settings_get(master_service)->base_dir;
+	const char *base_dir = PORTGUARD_MASTER_SETTINGS()->base_dir;
 	const char *marker = t_strdup_printf("%s/%s", base_dir, name);
 	struct stat st_master, st_marker;
 	int fd;
@@ -115,6 +115,8 @@ static void portguard_check_listeners(void)
 	}
 }
 
+#endif
+
 bool portguard_log_throttle(const char *kind, unsigned int interval_secs)
 {
 	const char *marker = t_strdup_printf("portguard-throttle-%s", kind);
@@ -157,7 +159,7 @@ static void portguard_log_throttle_prepare(const char *kind)
 static void portguard_rl_init(const struct portguard_settings *set)
 {
 	const struct master_service_settings *mset =
-		master_service_settings_get(master_service);
+		PORTGUARD_MASTER_SETTINGS();
 	const char *warning, *error;
 
 	if (portguard_rl_settings_parse(set, &portguard_runtime.rl,
@@ -195,15 +197,19 @@ void portguard_plugin_init(struct module *module)
 	}
 	pool = pool_alloconly_create("portguard settings", 1024);
 	portguard_runtime.set_pool = pool;
-	if (portguard_config_read(pool, &set, NULL, NULL, NULL,
+	if (portguard_config_read(pool, &set, NULL, NULL, NULL, NULL,
 				  &portguard_runtime.policy,
 				  &portguard_runtime.per_client_settings,
 				  &error) < 0)
 		i_fatal("portguard: %s", error);
 	portguard_runtime.base_dir_fd =
-		open(master_service_settings_get(master_service)->base_dir,
+		open(PORTGUARD_MASTER_SETTINGS()->base_dir,
 		     O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+#if PORTGUARD_HAVE_LISTENER_ENV
 	portguard_check_listeners();
+#else
+	portguard_log_throttle_prepare(PORTGUARD_THROTTLE_LISTENER_NO_SSL);
+#endif
 	portguard_rl_init(set);
 	login_client_hooks_add(module, &portguard_login_hooks);
 	portguard_runtime.hooks_added = TRUE;

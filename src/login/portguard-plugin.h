@@ -28,6 +28,8 @@ struct portguard_runtime {
 };
 
 #define PORTGUARD_THROTTLE_STATE_ERROR "state-error"
+/* Dovecot 2.4: an implicit-TLS port's listener lacks ssl = yes */
+#define PORTGUARD_THROTTLE_LISTENER_NO_SSL "listener-no-ssl"
 
 /* TRUE if a message of this kind may be logged now: at most once per
    interval_secs across all login processes (a marker file's mtime in

@@ -13,6 +13,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+/* STUB (port24): not yet ported to Dovecot 2.4 (helper port24b). */
+#if !DOVECOT_PREREQ(2, 4, 0)
+
 #define PORTGUARD_REDIS_MAX_BULK (1024 * 1024)
 
 struct portguard_redis {
@@ -355,3 +358,25 @@ int portguard_redis_delete(const char *params, const char *match_prefix,
 	portguard_redis_close(&r);
 	return ret;
 }
+
+#else
+
+int portguard_redis_scan(const char *params ATTR_UNUSED,
+			 const char *match_prefix ATTR_UNUSED,
+			 unsigned int timeout_msecs ATTR_UNUSED,
+			 portguard_redis_scan_func_t *func ATTR_UNUSED,
+			 void *context ATTR_UNUSED, const char **error_r)
+{
+	*error_r = "Redis listing is not supported on Dovecot 2.4 yet";
+	return -1;
+}
+
+int portguard_redis_delete(const char *params ATTR_UNUSED,
+			   const char *match_prefix ATTR_UNUSED,
+			   unsigned int timeout_msecs ATTR_UNUSED,
+			   const char **error_r)
+{
+	*error_r = "Redis flushing is not supported on Dovecot 2.4 yet";
+	return -1;
+}
+#endif

@@ -22,6 +22,9 @@
 #include "portguard-state-private.h"
 #include "portguard-redis.h"
 
+/* STUB (port24): not yet ported to Dovecot 2.4 (helper port24b). */
+#if !DOVECOT_PREREQ(2, 4, 0)
+
 #define PORTGUARD_DICT_PREFIX "shared/portguard/"
 
 struct portguard_state_dict {
@@ -549,3 +552,18 @@ static const struct portguard_state_vfuncs portguard_state_dict_vfuncs = {
 	.unban = portguard_state_dict_unban,
 	.flush = portguard_state_dict_flush,
 };
+
+#else
+
+int portguard_state_dict_open(const struct portguard_settings *set,
+			      const struct portguard_rl_settings *rl ATTR_UNUSED,
+			      const char *base_dir ATTR_UNUSED,
+			      struct portguard_state **state_r ATTR_UNUSED,
+			      const char **error_r)
+{
+	*error_r = t_strdup_printf("portguard_state=%s: the dict backend is "
+				   "not supported on Dovecot 2.4 yet",
+				   set->portguard_state);
+	return -1;
+}
+#endif

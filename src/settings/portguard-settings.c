@@ -172,6 +172,18 @@ portguard_settings_check(void *_set, pool_t pool ATTR_UNUSED,
 	return portguard_settings_check_ratelimit(set, error_r);
 }
 
+#if PORTGUARD_SETTINGS_24
+const struct setting_parser_info portguard_setting_parser_info = {
+	.name = "portguard",
+	.defines = portguard_setting_defines,
+	.defaults = &portguard_default_settings,
+
+	.struct_size = sizeof(struct portguard_settings),
+	.pool_offset1 = 1 + offsetof(struct portguard_settings, pool),
+
+	.check_func = portguard_settings_check,
+};
+#else
 const struct setting_parser_info portguard_setting_parser_info = {
 	.module_name = "portguard",
 	.defines = portguard_setting_defines,
@@ -184,3 +196,4 @@ const struct setting_parser_info portguard_setting_parser_info = {
 
 	.check_func = portguard_settings_check,
 };
+#endif

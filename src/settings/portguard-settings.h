@@ -5,7 +5,20 @@
    through the settings module (libportguard_settings.so), read by the login
    plugin itself (login processes never see plugin {}). */
 
+/* Dovecot 2.4 reworked the settings API: settings structs carry their own
+   pool, setting_parser_info lost module_name/type_offset/parent_offset and
+   modules export <name>_set_infos[] instead of <name>_set_roots[]. */
+#if DOVECOT_PREREQ(2, 4, 0)
+#  define PORTGUARD_SETTINGS_24 1
+#else
+#  define PORTGUARD_SETTINGS_24 0
+#endif
+
 struct portguard_settings {
+#if PORTGUARD_SETTINGS_24
+	/* settings_get() gives each copy its own pool: settings_free() */
+	pool_t pool;
+#endif
 	const char *portguard_implicit_tls_ports;
 	const char *portguard_starttls_ports;
 	const char *portguard_tls_exempt_networks;
