@@ -264,15 +264,18 @@ def listen_conf(*addrs):
 
 
 def redis_state_conf(port, prefix=None, host="127.0.0.1"):
-    """portguard_state for a Redis server (dict layer)."""
+    """portguard_state for a Redis server, through Dovecot's dict layer.
+    2.3: a dict URI; 2.4 (port24b): portguard_state = dict and the dict in
+    a `portguard { dict redis { ... } }` named filter."""
     if not is_24():
         return ("portguard_state = dict:redis:host=%s:port=%d%s\n"
                 % (host, port, ":prefix=" + prefix if prefix else ""))
-    # 2.4: decided by the port (README); see tests/debian13/smoke24-redis.sh
     return ("portguard_state = dict\n"
-            "dict_server {\n}\n"
-            "portguard_dict redis {\n  redis_host = %s\n  redis_port = %d\n%s}\n"
-            % (host, port, "  redis_key_prefix = %s\n" % prefix if prefix else ""))
+            "portguard {\n  dict redis {\n"
+            "    redis_host = %s\n    redis_port = %d\n%s"
+            "  }\n}\n"
+            % (host, port,
+               "    redis_key_prefix = %s\n" % prefix if prefix else ""))
 
 
 CONF_TEMPLATE_23 = """\
