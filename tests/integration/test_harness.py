@@ -1,7 +1,8 @@
 """The harness itself on the installed Dovecot (2.3 or 2.4 settings syntax):
 a stock instance without the plugin starts, authenticates over STARTTLS and
 relays to the sink, and every version-dependent snippet helper yields a
-config that doveconf accepts.  Ports PORTGUARD_TEST_PORT_BASE + 2000."""
+config that doveconf accepts.  Ports PORTGUARD_TEST_PORT_BASE + 4800 (a block no other
+instance uses, also not one of a neighbour base 1000 away)."""
 
 import smtplib
 
@@ -10,7 +11,7 @@ import pytest
 import pgdovecot
 from pgdovecot import CLIENT_ADDR, LISTEN, PASSWORD, USER, tls_context
 
-BASE = pgdovecot.env_int("PORTGUARD_TEST_PORT_BASE", 10000) + 2000
+BASE = pgdovecot.env_int("PORTGUARD_TEST_PORT_BASE", 10000) + 4800
 
 
 @pytest.fixture(scope="module")
