@@ -266,12 +266,12 @@ def listen_conf(*addrs):
 def redis_state_conf(port, prefix=None, host="127.0.0.1"):
     """portguard_state for a Redis server, through Dovecot's dict layer.
     2.3: a dict URI; 2.4 (port24b): portguard_state = dict and the dict in
-    a `portguard { dict redis { ... } }` named filter."""
+    a `portguard_state_dict { dict redis { ... } }` filter."""
     if not is_24():
         return ("portguard_state = dict:redis:host=%s:port=%d%s\n"
                 % (host, port, ":prefix=" + prefix if prefix else ""))
     return ("portguard_state = dict\n"
-            "portguard {\n  dict redis {\n"
+            "portguard_state_dict {\n  dict redis {\n"
             "    redis_host = %s\n    redis_port = %d\n%s"
             "  }\n}\n"
             % (host, port,
