@@ -2,9 +2,11 @@
    unban <ip[/prefix]> | flush
 
    Works on the state the login processes use (portguard_state). Read the
-   settings with doveadm's own config lookup: set portguard_state* at the
-   top level (not only inside protocol submission {}) so that doveadm and
-   the login processes agree on where the state is. */
+   settings with doveadm's own config lookup: set portguard_state* (and on
+   Dovecot 2.4 the portguard_state_dict { dict ... } block) at the top
+   level, not only inside protocol submission {}, so that doveadm and the
+   login processes agree on where the state is. Same commands, output and
+   exit codes on Dovecot 2.3 and 2.4. */
 
 #include "lib.h"
 #include "ioloop.h"
@@ -20,10 +22,20 @@
 #include "portguard-settings.h"
 #include "portguard-state.h"
 
-#include <sysexits.h>
+#if DOVECOT_PREREQ(2, 4, 0)
+#  include "settings.h"
+#  include "str-parse.h"
+#  define PORTGUARD_DOVEADM_24 1
+/* 2.4 renamed the duration parser */
+#  define portguard_doveadm_parse_time(str, secs_r, error_r) \
+	str_parse_get_interval(str, secs_r, error_r)
+#else
+#  define PORTGUARD_DOVEADM_24 0
+#  define portguard_doveadm_parse_time(str, secs_r, error_r) \
+	settings_get_time(str, secs_r, error_r)
+#endif
 
-/* STUB (port24): not yet ported to Dovecot 2.4 (helper port24b). */
-#if !DOVECOT_PREREQ(2, 4, 0)
+#include <sysexits.h>
 
 const char *doveadm_portguard_plugin_version = DOVECOT_ABI_VERSION;
 
@@ -36,39 +48,76 @@ struct portguard_doveadm {
 	struct portguard_state *state;
 };
 
-static int portguard_doveadm_open(struct portguard_doveadm *ctx)
+/* Dovecot's state_dir and base_dir */
+static const struct master_service_settings *portguard_doveadm_mset(void)
 {
-	const char *warning, *error;
+#if PORTGUARD_DOVEADM_24
+	return master_service_get_service_settings(master_service);
+#else
+	return master_service_settings_get(master_service);
+#endif
+}
 
-	i_zero(ctx);
+/* Read portguard's settings into ctx->set (2.4: released in close). */
+static int portguard_doveadm_read_settings(struct doveadm_cmd_context *cctx,
+					   struct portguard_doveadm *ctx)
+{
+#if PORTGUARD_DOVEADM_24
+	const char *error;
+
+	if (settings_get(cctx->set_event, &portguard_setting_parser_info, 0,
+			 &ctx->set, &error) < 0) {
+		i_error("portguard: %s", error);
+		return -1;
+	}
+#else
+	(void)cctx;
 	ctx->set = doveadm_setting_roots_get_settings(
 		&portguard_setting_parser_info);
 	if (ctx->set == NULL) {
 		i_error("portguard: settings not available");
-		doveadm_exit_code = EX_CONFIG;
 		return -1;
 	}
-	if (portguard_rl_settings_parse(ctx->set, &ctx->rl, &error) < 0) {
-		i_error("portguard: %s", error);
-		doveadm_exit_code = EX_CONFIG;
-		return -1;
-	}
-	if (portguard_state_open(ctx->set, &ctx->rl,
-			master_service_settings_get(master_service)->state_dir,
-			master_service_settings_get(master_service)->base_dir,
-			&ctx->state, &warning, &error) < 0) {
-		i_error("portguard: %s", error);
-		doveadm_exit_code = EX_TEMPFAIL;
-		return -1;
-	}
-	if (warning != NULL)
-		i_warning("portguard: %s", warning);
+#endif
 	return 0;
 }
 
 static void portguard_doveadm_close(struct portguard_doveadm *ctx)
 {
 	portguard_state_close(&ctx->state);
+#if PORTGUARD_DOVEADM_24
+	settings_free(ctx->set);
+#endif
+}
+
+static int portguard_doveadm_open(struct doveadm_cmd_context *cctx,
+				  struct portguard_doveadm *ctx)
+{
+	const struct master_service_settings *mset = portguard_doveadm_mset();
+	const char *warning, *error;
+
+	i_zero(ctx);
+	if (portguard_doveadm_read_settings(cctx, ctx) < 0) {
+		doveadm_exit_code = EX_CONFIG;
+		return -1;
+	}
+	if (portguard_rl_settings_parse(ctx->set, &ctx->rl, &error) < 0) {
+		i_error("portguard: %s", error);
+		doveadm_exit_code = EX_CONFIG;
+		portguard_doveadm_close(ctx);
+		return -1;
+	}
+	if (portguard_state_open(ctx->set, &ctx->rl, mset->state_dir,
+				 mset->base_dir, &ctx->state, &warning,
+				 &error) < 0) {
+		i_error("portguard: %s", error);
+		doveadm_exit_code = EX_TEMPFAIL;
+		portguard_doveadm_close(ctx);
+		return -1;
+	}
+	if (warning != NULL)
+		i_warning("portguard: %s", warning);
+	return 0;
 }
 
 static bool
@@ -133,7 +182,7 @@ portguard_doveadm_open_key(struct doveadm_cmd_context *cctx,
 		doveadm_exit_code = EX_USAGE;
 		return FALSE;
 	}
-	if (portguard_doveadm_open(ctx) < 0)
+	if (portguard_doveadm_open(cctx, ctx) < 0)
 		return FALSE;
 	if (!portguard_doveadm_parse_key(ctx, addr, key_r)) {
 		portguard_doveadm_close(ctx);
@@ -191,7 +240,7 @@ static void cmd_portguard_list(struct doveadm_cmd_context *cctx)
 	bool banned_only = FALSE;
 
 	(void)doveadm_cmd_param_bool(cctx, "banned", &banned_only);
-	if (portguard_doveadm_open(&ctx) < 0)
+	if (portguard_doveadm_open(cctx, &ctx) < 0)
 		return;
 	i_zero(&lctx);
 	lctx.config = &ctx.rl.config;
@@ -228,7 +277,8 @@ static void cmd_portguard_ban(struct doveadm_cmd_context *cctx)
 	/* a duration: "90 secs", "2h", "1 day", or plain seconds */
 	if (doveadm_cmd_param_str(cctx, "duration", &duration) &&
 	    ((str_to_uint(duration, &secs) < 0 &&
-	      settings_get_time(duration, &secs, &error) < 0) || secs == 0)) {
+	      portguard_doveadm_parse_time(duration, &secs, &error) < 0) ||
+	     secs == 0)) {
 		i_error("portguard ban: invalid duration '%s'", duration);
 		doveadm_exit_code = EX_USAGE;
 		return;
@@ -273,12 +323,12 @@ static void cmd_portguard_unban(struct doveadm_cmd_context *cctx)
 	portguard_doveadm_close(&ctx);
 }
 
-static void cmd_portguard_flush(struct doveadm_cmd_context *cctx ATTR_UNUSED)
+static void cmd_portguard_flush(struct doveadm_cmd_context *cctx)
 {
 	struct portguard_doveadm ctx;
 	const char *error;
 
-	if (portguard_doveadm_open(&ctx) < 0)
+	if (portguard_doveadm_open(cctx, &ctx) < 0)
 		return;
 	if (portguard_state_flush(ctx.state, &error) < 0) {
 		i_error("portguard: flush: %s", error);
@@ -329,7 +379,10 @@ void doveadm_portguard_plugin_init(struct module *module ATTR_UNUSED)
 {
 	unsigned int i;
 
+#if !PORTGUARD_DOVEADM_24
+	/* 2.4: doveadm reads any known settings with settings_get() */
 	doveadm_setting_roots_add(&portguard_setting_parser_info);
+#endif
 	for (i = 0; i < N_ELEMENTS(portguard_doveadm_cmds); i++)
 		doveadm_cmd_register_ver2(&portguard_doveadm_cmds[i]);
 }
@@ -337,19 +390,3 @@ void doveadm_portguard_plugin_init(struct module *module ATTR_UNUSED)
 void doveadm_portguard_plugin_deinit(void)
 {
 }
-
-#else
-
-const char *doveadm_portguard_plugin_version = DOVECOT_ABI_VERSION;
-
-void doveadm_portguard_plugin_init(struct module *module);
-void doveadm_portguard_plugin_deinit(void);
-
-void doveadm_portguard_plugin_init(struct module *module ATTR_UNUSED)
-{
-}
-
-void doveadm_portguard_plugin_deinit(void)
-{
-}
-#endif

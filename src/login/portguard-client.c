@@ -820,6 +820,26 @@ static bool portguard_client_read_policy(struct client *client,
 	return TRUE;
 }
 
+#if PORTGUARD_HAVE_RELOAD_CONFIG
+/* Dovecot 2.4: the TLS SNI gave the client a local_name and Dovecot read
+   its settings again: read the TLS rules again too, so that
+   local_name { } blocks apply to the minimum version and logging of this
+   session. The port's role stays what it was at connect. */
+static int portguard_client_reload_config(struct client *client,
+					  const char **error_r)
+{
+	struct portguard_client *pc = portguard_client_get(client);
+	struct portguard_policy policy;
+
+	if (pc->module_ctx.super.reload_config != NULL &&
+	    pc->module_ctx.super.reload_config(client, error_r) < 0)
+		return -1;
+	if (portguard_client_read_policy(client, &policy))
+		pc->policy = policy;
+	return 0;
+}
+#endif
+
 void portguard_client_allocated(struct client *client)
 {
 	struct portguard_client *pc;
@@ -856,6 +876,9 @@ void portguard_client_allocated(struct client *client)
 	v->destroy = portguard_client_destroy;
 #if PORTGUARD_HAVE_IOSTREAM_CHANGE
 	v->iostream_change_post = portguard_client_iostream_change_post;
+#endif
+#if PORTGUARD_HAVE_RELOAD_CONFIG
+	v->reload_config = portguard_client_reload_config;
 #endif
 	MODULE_CONTEXT_SET(client, portguard_client_module, pc);
 

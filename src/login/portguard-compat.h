@@ -28,6 +28,8 @@
 /* 2.4 has v.iostream_change_pre/post: a public hook that sees the TLS
    layer appear after STARTTLS (2.3 needs the pass-through istream) */
 #  define PORTGUARD_HAVE_IOSTREAM_CHANGE 1
+/* 2.4 has v.reload_config, called when the TLS SNI changed the settings */
+#  define PORTGUARD_HAVE_RELOAD_CONFIG 1
 /* "ssl = no|yes|required" lives in struct ssl_server_settings */
 #  define PORTGUARD_CLIENT_SSL_MODE(c) ((c)->ssl_server_set->ssl)
 /* the process's master settings (base_dir, state_dir) */
@@ -43,6 +45,7 @@
 #  define PORTGUARD_CLIENT_USED_STARTTLS(c) ((c)->starttls)
 #  define PORTGUARD_CREATE_RETURNS_INT 0
 #  define PORTGUARD_HAVE_IOSTREAM_CHANGE 0
+#  define PORTGUARD_HAVE_RELOAD_CONFIG 0
 #  define PORTGUARD_CLIENT_SSL_MODE(c) ((c)->ssl_set->ssl)
 #  define PORTGUARD_MASTER_SETTINGS() \
 	master_service_settings_get(master_service)

@@ -11,10 +11,8 @@
 #include <netdb.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
-
-/* STUB (port24): not yet ported to Dovecot 2.4 (helper port24b). */
-#if !DOVECOT_PREREQ(2, 4, 0)
 
 #define PORTGUARD_REDIS_MAX_BULK (1024 * 1024)
 
@@ -26,30 +24,36 @@ struct portguard_redis {
 	const char *error;
 };
 
-struct portguard_redis_params {
-	const char *host, *port, *db, *password, *prefix;
-};
-
-static void portguard_redis_params_parse(const char *params,
-					 struct portguard_redis_params *p_r)
+/* "key=value" with key: the value, else NULL (str_begins() differs
+   between Dovecot 2.3 and 2.4). */
+static const char *portguard_redis_param(const char *arg, const char *key)
 {
-	const char *const *args = t_strsplit(params, ":");
+	size_t len = strlen(key);
 
-	i_zero(p_r);
-	p_r->host = "127.0.0.1";
-	p_r->port = "6379";
-	p_r->prefix = "";
+	return strncmp(arg, key, len) == 0 && arg[len] == '=' ?
+		arg + len + 1 : NULL;
+}
+
+void portguard_redis_params_parse_uri(const char *uri,
+				      struct portguard_redis_params *params_r)
+{
+	const char *const *args = t_strsplit(uri, ":");
+	const char *value;
+
+	i_zero(params_r);
 	for (; *args != NULL; args++) {
-		if (str_begins(*args, "host="))
-			p_r->host = *args + 5;
-		else if (str_begins(*args, "port="))
-			p_r->port = *args + 5;
-		else if (str_begins(*args, "db="))
-			p_r->db = *args + 3;
-		else if (str_begins(*args, "password="))
-			p_r->password = *args + 9;
-		else if (str_begins(*args, "prefix="))
-			p_r->prefix = *args + 7;
+		if ((value = portguard_redis_param(*args, "host")) != NULL)
+			params_r->host = value;
+		else if ((value = portguard_redis_param(*args, "port")) != NULL)
+			params_r->port = value;
+		else if ((value = portguard_redis_param(*args, "db")) != NULL)
+			params_r->db = value;
+		else if ((value = portguard_redis_param(*args,
+							"password")) != NULL)
+			params_r->password = value;
+		else if ((value = portguard_redis_param(*args,
+							"prefix")) != NULL)
+			params_r->prefix = value;
 	}
 }
 
@@ -176,26 +180,55 @@ static int portguard_redis_simple(struct portguard_redis *r,
 	return 0;
 }
 
-static int portguard_redis_connect(const char *params,
-				   unsigned int timeout_msecs,
-				   struct portguard_redis *r)
+/* Open a socket to params' address (UNIX socket or TCP). */
+static int
+portguard_redis_open_socket(const struct portguard_redis_params *params,
+			    unsigned int timeout_msecs,
+			    struct portguard_redis *r)
 {
-	struct portguard_redis_params p;
+	const char *host = params->host != NULL ? params->host : "127.0.0.1";
+	const char *port = params->port != NULL ? params->port : "6379";
 	struct addrinfo hints, *ai;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_un sun;
+	} addr;
 	struct timeval tv;
 	int ret;
 
-	portguard_redis_params_parse(params, &p);
-	i_zero(r);
-	r->fd = -1;
-	r->buf = t_buffer_create(8192);
-	r->prefix = p.prefix;
+	tv.tv_sec = timeout_msecs / 1000;
+	tv.tv_usec = (timeout_msecs % 1000) * 1000;
+	if (params->socket_path != NULL) {
+		i_zero(&addr);
+		addr.sun.sun_family = AF_UNIX;
+		if (i_strocpy(addr.sun.sun_path, params->socket_path,
+			      sizeof(addr.sun.sun_path)) < 0) {
+			r->error = t_strdup_printf("socket path too long: %s",
+						   params->socket_path);
+			return -1;
+		}
+		r->fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (r->fd == -1) {
+			r->error = t_strdup_printf("socket() failed: %m");
+			return -1;
+		}
+		(void)setsockopt(r->fd, SOL_SOCKET, SO_RCVTIMEO,
+				 &tv, sizeof(tv));
+		(void)setsockopt(r->fd, SOL_SOCKET, SO_SNDTIMEO,
+				 &tv, sizeof(tv));
+		if (connect(r->fd, &addr.sa, sizeof(addr.sun)) < 0) {
+			r->error = t_strdup_printf("connect(%s) failed: %m",
+						   params->socket_path);
+			return -1;
+		}
+		return 0;
+	}
 
 	i_zero(&hints);
 	hints.ai_socktype = SOCK_STREAM;
-	ret = getaddrinfo(p.host, p.port, &hints, &ai);
+	ret = getaddrinfo(host, port, &hints, &ai);
 	if (ret != 0) {
-		r->error = t_strdup_printf("%s:%s: %s", p.host, p.port,
+		r->error = t_strdup_printf("%s:%s: %s", host, port,
 					   gai_strerror(ret));
 		return -1;
 	}
@@ -205,24 +238,37 @@ static int portguard_redis_connect(const char *params,
 		r->error = t_strdup_printf("socket() failed: %m");
 		return -1;
 	}
-	tv.tv_sec = timeout_msecs / 1000;
-	tv.tv_usec = (timeout_msecs % 1000) * 1000;
 	(void)setsockopt(r->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	(void)setsockopt(r->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	ret = connect(r->fd, ai->ai_addr, ai->ai_addrlen);
 	freeaddrinfo(ai);
 	if (ret < 0) {
 		r->error = t_strdup_printf("connect(%s:%s) failed: %m",
-					   p.host, p.port);
+					   host, port);
 		return -1;
 	}
-	if (p.password != NULL) {
-		const char *args[] = { "AUTH", p.password, NULL };
+	return 0;
+}
+
+static int portguard_redis_connect(const struct portguard_redis_params *params,
+				   unsigned int timeout_msecs,
+				   struct portguard_redis *r)
+{
+	i_zero(r);
+	r->fd = -1;
+	r->buf = t_buffer_create(8192);
+	r->prefix = params->prefix != NULL ? params->prefix : "";
+
+	if (portguard_redis_open_socket(params, timeout_msecs, r) < 0)
+		return -1;
+	if (params->password != NULL && params->password[0] != '\0') {
+		const char *args[] = { "AUTH", params->password, NULL };
 		if (portguard_redis_simple(r, args) < 0)
 			return -1;
 	}
-	if (p.db != NULL) {
-		const char *args[] = { "SELECT", p.db, NULL };
+	if (params->db != NULL && params->db[0] != '\0' &&
+	    strcmp(params->db, "0") != 0) {
+		const char *args[] = { "SELECT", params->db, NULL };
 		if (portguard_redis_simple(r, args) < 0)
 			return -1;
 	}
@@ -307,8 +353,8 @@ static bool portguard_redis_scan_one(struct portguard_redis *r,
 	return ctx->func(key + skip, value, ctx->context);
 }
 
-int portguard_redis_scan(const char *params, const char *match_prefix,
-			 unsigned int timeout_msecs,
+int portguard_redis_scan(const struct portguard_redis_params *params,
+			 const char *match_prefix, unsigned int timeout_msecs,
 			 portguard_redis_scan_func_t *func, void *context,
 			 const char **error_r)
 {
@@ -341,7 +387,8 @@ static bool portguard_redis_delete_one(struct portguard_redis *r,
 	return portguard_redis_simple(r, args) == 0;
 }
 
-int portguard_redis_delete(const char *params, const char *match_prefix,
+int portguard_redis_delete(const struct portguard_redis_params *params,
+			   const char *match_prefix,
 			   unsigned int timeout_msecs, const char **error_r)
 {
 	struct portguard_redis r;
@@ -358,25 +405,3 @@ int portguard_redis_delete(const char *params, const char *match_prefix,
 	portguard_redis_close(&r);
 	return ret;
 }
-
-#else
-
-int portguard_redis_scan(const char *params ATTR_UNUSED,
-			 const char *match_prefix ATTR_UNUSED,
-			 unsigned int timeout_msecs ATTR_UNUSED,
-			 portguard_redis_scan_func_t *func ATTR_UNUSED,
-			 void *context ATTR_UNUSED, const char **error_r)
-{
-	*error_r = "Redis listing is not supported on Dovecot 2.4 yet";
-	return -1;
-}
-
-int portguard_redis_delete(const char *params ATTR_UNUSED,
-			   const char *match_prefix ATTR_UNUSED,
-			   unsigned int timeout_msecs ATTR_UNUSED,
-			   const char **error_r)
-{
-	*error_r = "Redis flushing is not supported on Dovecot 2.4 yet";
-	return -1;
-}
-#endif

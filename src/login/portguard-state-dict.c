@@ -1,6 +1,12 @@
-/* The "dict:<uri>" state backend, for several Dovecot front ends sharing
-   one Redis: counters and bans live in Dovecot's dict layer (redis driver
+/* The "dict" state backend, for several Dovecot front ends sharing one
+   Redis: counters and bans live in Dovecot's dict layer (redis driver
    directly, or the dict proxy service).
+
+   Which dict: Dovecot 2.3 takes portguard_state = dict:<uri>; Dovecot 2.4
+   has no dict URIs: portguard_state = dict and the dict is the one in a
+   portguard_state_dict { dict <name> { ... } } block (as quota_clone
+   { dict ... } in 2.4; the filter is not called "portguard": doveconf
+   would then show every portguard_* setting inside it).
 
    Keys (under the dict's own prefix):
      shared/portguard/f/<key>/<n>  failures in fixed window n = now / window,
@@ -9,9 +15,10 @@
                                    <flags>" (portguard_rl_history_to_str)
    The failures within the sliding window are estimated from the current
    and the previous fixed window (portguard_rl_window_estimate). Every key
-   expires on its own: for redis: URIs without expire_secs= portguard adds
-   one long enough for the longest history (2 x ban_duration_max + window),
-   and timeout_msecs=portguard_state_timeout unless given. Operations are
+   expires on its own, after 2 x ban_duration_max + window (2.3: added to
+   a redis: URI as expire_secs= unless given; 2.4: per transaction). The
+   wait for Redis is portguard_state_timeout (2.3: timeout_msecs= unless
+   given; 2.4: it replaces redis_request_timeout). Operations are
    synchronous and bounded by that timeout; any error is returned to the
    caller, which fails open or closed as configured. */
 
@@ -22,8 +29,23 @@
 #include "portguard-state-private.h"
 #include "portguard-redis.h"
 
-/* STUB (port24): not yet ported to Dovecot 2.4 (helper port24b). */
-#if !DOVECOT_PREREQ(2, 4, 0)
+#if DOVECOT_PREREQ(2, 4, 0)
+#  include "array.h"
+#  include "settings.h"
+#  include "settings-parser.h"
+#  include "master-service.h"
+/* struct dict's driver flags: does it support expire_secs? */
+#  include "dict-private.h"
+#  define PORTGUARD_DICT_24 1
+/* the filter holding portguard's dict:
+   portguard_state_dict { dict redis { ... } } */
+#  define PORTGUARD_DICT_FILTER "portguard_state_dict"
+/* lib-dict's redis settings (exported by libdovecot, no public header):
+   read by key through its defines, never through its private struct */
+extern const struct setting_parser_info redis_setting_parser_info;
+#else
+#  define PORTGUARD_DICT_24 0
+#endif
 
 #define PORTGUARD_DICT_PREFIX "shared/portguard/"
 
@@ -34,9 +56,15 @@ struct portguard_state_dict {
 	/* parent of the dict's events: its own error lines are silenced,
 	   portguard reports failures itself, at most once a minute */
 	struct event *event;
-	/* the redis: URI, for listing and flushing (the dict API cannot
-	   iterate Redis) */
-	char *redis_uri;
+#if PORTGUARD_DICT_24
+	/* our overrides (redis_request_timeout) for the dict's settings */
+	struct settings_instance *set_instance;
+#endif
+	/* where Redis is, for listing and flushing (the dict API cannot
+	   iterate Redis); has_redis is FALSE for other dict drivers */
+	bool has_redis;
+	pool_t redis_pool;
+	struct portguard_redis_params redis;
 };
 
 #define DICT_STATE(s) (container_of(s, struct portguard_state_dict, state))
@@ -64,6 +92,169 @@ static const char *portguard_dict_ban_key(const struct portguard_rl_key *key)
 			       portguard_dict_key_str(key));
 }
 
+/* How long every key lives: long enough for the longest history. */
+static unsigned int
+portguard_dict_expire_secs(const struct portguard_rl_settings *rl)
+{
+	uint64_t expire = 2ULL * rl->config.ban_duration_max +
+		rl->config.fail_window;
+
+	return expire > UINT_MAX ? UINT_MAX : (unsigned int)expire;
+}
+
+/* Keep a copy of the Redis address for listing and flushing. */
+static void portguard_dict_set_redis(struct portguard_state_dict *state,
+				     const struct portguard_redis_params *p)
+{
+	pool_t pool = pool_alloconly_create("portguard redis params", 256);
+
+	state->redis_pool = pool;
+	state->redis.socket_path = p_strdup_empty(pool, p->socket_path);
+	state->redis.host = p_strdup_empty(pool, p->host);
+	state->redis.port = p_strdup_empty(pool, p->port);
+	state->redis.db = p_strdup_empty(pool, p->db);
+	state->redis.password = p_strdup_empty(pool, p->password);
+	state->redis.prefix = p_strdup_empty(pool, p->prefix);
+	state->has_redis = TRUE;
+}
+
+static void portguard_dict_free(struct portguard_state_dict *state)
+{
+	event_unref(&state->event);
+#if PORTGUARD_DICT_24
+	settings_instance_free(&state->set_instance);
+#endif
+	pool_unref(&state->redis_pool);
+	i_free(state);
+}
+
+#if PORTGUARD_DICT_24
+/* Read lib-dict's redis settings of the dict named dict_name under event
+   into params_r (data stack), by key through redis_setting_parser_info's
+   defines, so that no private struct layout is assumed. */
+static int
+portguard_dict_redis_settings(struct event *event, const char *dict_name,
+			      struct portguard_redis_params *params_r,
+			      const char **error_r)
+{
+	const struct setting_parser_info *info = &redis_setting_parser_info;
+	const struct setting_define *def;
+	struct event *lookup_event;
+	const void *set;
+	pool_t pool;
+	int ret;
+
+	i_zero(params_r);
+	lookup_event = event_create(event);
+	settings_event_add_list_filter_name(lookup_event, "dict", dict_name);
+	/* the function, not the macro: the struct is opaque here */
+	ret = (settings_get)(lookup_event, info, 0, __FILE__, __LINE__,
+			     &set, error_r);
+	event_unref(&lookup_event);
+	if (ret < 0)
+		return -1;
+
+	for (def = info->defines; def->key != NULL; def++) {
+		const void *ptr = CONST_PTR_OFFSET(set, def->offset);
+		const char *value = NULL;
+
+		if (def->type == SET_STR)
+			value = t_strdup(*(const char *const *)ptr);
+		else if (def->type == SET_IN_PORT)
+			value = dec2str(*(const in_port_t *)ptr);
+		else if (def->type == SET_UINT)
+			value = dec2str(*(const unsigned int *)ptr);
+		else
+			continue;
+		if (strcmp(def->key, "redis_socket_path") == 0)
+			params_r->socket_path = value;
+		else if (strcmp(def->key, "redis_host") == 0)
+			params_r->host = value;
+		else if (strcmp(def->key, "redis_port") == 0)
+			params_r->port = value;
+		else if (strcmp(def->key, "redis_key_prefix") == 0)
+			params_r->prefix = value;
+		else if (strcmp(def->key, "redis_password") == 0)
+			params_r->password = value;
+		else if (strcmp(def->key, "redis_db_id") == 0)
+			params_r->db = value;
+	}
+	pool = *(const pool_t *)CONST_PTR_OFFSET(set, info->pool_offset1 - 1);
+	pool_unref(&pool);
+	return 0;
+}
+
+/* The name of the first dict in PORTGUARD_DICT_FILTER, or NULL. */
+static const char *portguard_dict_first_name(struct event *event)
+{
+	const struct dict_settings *dict_set;
+	const char *name = NULL, *error;
+
+	if (settings_get(event, &dict_setting_parser_info, 0,
+			 &dict_set, &error) < 0)
+		return NULL;
+	if (array_is_created(&dict_set->dicts) &&
+	    array_count(&dict_set->dicts) > 0)
+		name = t_strdup(array_idx_elem(&dict_set->dicts, 0));
+	settings_free(dict_set);
+	return name;
+}
+
+static int portguard_dict_init(struct portguard_state_dict *state,
+			       const struct portguard_settings *set,
+			       const char *base_dir ATTR_UNUSED,
+			       const char **error_r)
+{
+	const struct portguard_rl_settings *rl = state->state.rl;
+	struct portguard_redis_params params;
+	struct settings_instance *parent_instance;
+	const char *dict_name, *error;
+	int ret;
+
+	if (strcmp(set->portguard_state, "dict") != 0) {
+		*error_r = t_strdup_printf("portguard_state=%s: Dovecot 2.4 "
+			"has no dict URIs: use portguard_state = dict and "
+			"portguard_state_dict { dict <driver> { ... } }",
+			set->portguard_state);
+		return -1;
+	}
+	settings_event_add_filter_name(state->event, PORTGUARD_DICT_FILTER);
+	/* portguard_state_timeout bounds every wait for Redis */
+	parent_instance = settings_instance_find(state->event);
+	state->set_instance = parent_instance != NULL ?
+		settings_instance_dup(parent_instance) :
+		settings_instance_new(
+			master_service_get_settings_root(master_service));
+	settings_override(state->set_instance, "redis_request_timeout",
+			  t_strdup_printf("%ums", rl->timeout_msecs),
+			  SETTINGS_OVERRIDE_TYPE_CODE);
+	event_set_ptr(state->event, SETTINGS_EVENT_INSTANCE,
+		      state->set_instance);
+
+	ret = dict_init_auto(state->event, &state->dict, &error);
+	if (ret <= 0) {
+		*error_r = t_strdup_printf("portguard_state=dict: %s%s", error,
+			ret < 0 ? "" : " (add portguard_state_dict { dict <driver> "
+			"{ ... } } at the top level)");
+		return -1;
+	}
+	if ((state->dict->flags & DICT_DRIVER_FLAG_SUPPORT_EXPIRE_SECS) != 0)
+		state->op_set.expire_secs = portguard_dict_expire_secs(rl);
+
+	if (strcmp(state->dict->name, "redis") == 0 &&
+	    (dict_name = portguard_dict_first_name(state->event)) != NULL) {
+		if (portguard_dict_redis_settings(state->event, dict_name,
+						  &params, &error) < 0) {
+			*error_r = t_strdup_printf("portguard_state=dict: "
+				"redis settings: %s", error);
+			dict_deinit(&state->dict);
+			return -1;
+		}
+		portguard_dict_set_redis(state, &params);
+	}
+	return 0;
+}
+#else
 static bool portguard_uri_has_param(const char *uri, const char *param)
 {
 	const char *p = strstr(uri, param);
@@ -77,21 +268,53 @@ portguard_dict_redis_uri(const char *uri,
 			 const struct portguard_rl_settings *rl)
 {
 	string_t *str = t_str_new(128);
-	uint64_t expire;
 
 	str_append(str, uri);
 	if (!portguard_uri_has_param(uri, "timeout_msecs="))
 		str_printfa(str, ":timeout_msecs=%u", rl->timeout_msecs);
 	if (!portguard_uri_has_param(uri, "expire_secs=")) {
-		expire = 2ULL * rl->config.ban_duration_max +
-			rl->config.fail_window;
-		if (expire > UINT_MAX)
-			expire = UINT_MAX;
-		str_printfa(str, ":expire_secs=%llu",
-			    (unsigned long long)expire);
+		str_printfa(str, ":expire_secs=%u",
+			    portguard_dict_expire_secs(rl));
 	}
 	return str_c(str);
 }
+
+static int portguard_dict_init(struct portguard_state_dict *state,
+			       const struct portguard_settings *set,
+			       const char *base_dir, const char **error_r)
+{
+	struct portguard_redis_params params;
+	struct dict_settings dict_set;
+	const char *uri, *error;
+
+	if (strncmp(set->portguard_state, "dict:", 5) != 0) {
+		*error_r = t_strdup_printf("portguard_state=%s: "
+			"Dovecot 2.3 takes dict:<uri> or dict:<dict name>",
+			set->portguard_state);
+		return -1;
+	}
+	uri = set->portguard_state + 5;
+	if (strchr(uri, ':') == NULL) {
+		/* a dict name: ask the dict service */
+		uri = t_strdup_printf("proxy::%s", uri);
+	}
+	if (strncmp(uri, "redis:", 6) == 0) {
+		uri = portguard_dict_redis_uri(uri, state->state.rl);
+		portguard_redis_params_parse_uri(uri + 6, &params);
+		portguard_dict_set_redis(state, &params);
+	}
+
+	i_zero(&dict_set);
+	dict_set.base_dir = base_dir;
+	dict_set.event_parent = state->event;
+	if (dict_init(uri, &dict_set, &state->dict, &error) < 0) {
+		*error_r = t_strdup_printf("portguard_state=%s: %s",
+					   set->portguard_state, error);
+		return -1;
+	}
+	return 0;
+}
+#endif
 
 int portguard_state_dict_open(const struct portguard_settings *set,
 			      const struct portguard_rl_settings *rl,
@@ -100,38 +323,18 @@ int portguard_state_dict_open(const struct portguard_settings *set,
 			      const char **error_r)
 {
 	struct portguard_state_dict *state;
-	struct dict_settings dict_set;
-	const char *uri, *error;
-
-	i_assert(strncmp(set->portguard_state, "dict:", 5) == 0);
-	uri = set->portguard_state + 5;
-	if (strchr(uri, ':') == NULL) {
-		/* a dict name: ask the dict service */
-		uri = t_strdup_printf("proxy::%s", uri);
-	}
 
 	state = i_new(struct portguard_state_dict, 1);
 	state->state.v = &portguard_state_dict_vfuncs;
 	state->state.rl = rl;
-	if (strncmp(uri, "redis:", 6) == 0) {
-		uri = portguard_dict_redis_uri(uri, rl);
-		state->redis_uri = i_strdup(uri + 6);
-	}
-
-	dict_drivers_register_builtin();
 	state->event = event_create(NULL);
 	event_set_append_log_prefix(state->event, "portguard: ");
 	event_set_min_log_level(state->event, LOG_TYPE_FATAL);
-	i_zero(&dict_set);
-	dict_set.base_dir = base_dir;
-	dict_set.event_parent = state->event;
-	if (dict_init(uri, &dict_set, &state->dict, &error) < 0) {
-		*error_r = t_strdup_printf("portguard_state=%s: %s",
-					   set->portguard_state, error);
+
+	dict_drivers_register_builtin();
+	if (portguard_dict_init(state, set, base_dir, error_r) < 0) {
 		dict_drivers_unregister_builtin();
-		event_unref(&state->event);
-		i_free(state->redis_uri);
-		i_free(state);
+		portguard_dict_free(state);
 		return -1;
 	}
 	*state_r = &state->state;
@@ -145,9 +348,7 @@ static void portguard_state_dict_close(struct portguard_state *_state)
 	dict_wait(state->dict);
 	dict_deinit(&state->dict);
 	dict_drivers_unregister_builtin();
-	event_unref(&state->event);
-	i_free(state->redis_uri);
-	i_free(state);
+	portguard_dict_free(state);
 }
 
 /* Look up a number; absent is 0. */
@@ -519,11 +720,11 @@ portguard_state_dict_iterate(struct portguard_state *_state,
 		.context = context,
 	};
 
-	if (state->redis_uri == NULL) {
-		*error_r = "listing needs portguard_state = dict:redis:...";
+	if (!state->has_redis) {
+		*error_r = "listing needs the dict's redis driver";
 		return -1;
 	}
-	return portguard_redis_scan(state->redis_uri, "portguard/b/",
+	return portguard_redis_scan(&state->redis, "portguard/b/",
 				    _state->rl->timeout_msecs,
 				    portguard_dict_iter_ban, &ctx, error_r);
 }
@@ -534,11 +735,11 @@ portguard_state_dict_flush(struct portguard_state *_state,
 {
 	struct portguard_state_dict *state = DICT_STATE(_state);
 
-	if (state->redis_uri == NULL) {
-		*error_r = "flushing needs portguard_state = dict:redis:...";
+	if (!state->has_redis) {
+		*error_r = "flushing needs the dict's redis driver";
 		return -1;
 	}
-	return portguard_redis_delete(state->redis_uri, "portguard/",
+	return portguard_redis_delete(&state->redis, "portguard/",
 				      _state->rl->timeout_msecs, error_r);
 }
 
@@ -552,18 +753,3 @@ static const struct portguard_state_vfuncs portguard_state_dict_vfuncs = {
 	.unban = portguard_state_dict_unban,
 	.flush = portguard_state_dict_flush,
 };
-
-#else
-
-int portguard_state_dict_open(const struct portguard_settings *set,
-			      const struct portguard_rl_settings *rl ATTR_UNUSED,
-			      const char *base_dir ATTR_UNUSED,
-			      struct portguard_state **state_r ATTR_UNUSED,
-			      const char **error_r)
-{
-	*error_r = t_strdup_printf("portguard_state=%s: the dict backend is "
-				   "not supported on Dovecot 2.4 yet",
-				   set->portguard_state);
-	return -1;
-}
-#endif

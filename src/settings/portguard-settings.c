@@ -36,6 +36,11 @@ static const struct setting_define portguard_setting_defines[] = {
 	DEF(SIZE, portguard_state_size),
 	DEF(TIME_MSECS, portguard_state_timeout),
 	DEF(STR, portguard_state_failure),
+#if PORTGUARD_SETTINGS_24
+	/* port24b: 2.4 dict backend, portguard_state = dict takes the dict
+	   from portguard_state_dict { dict <driver> { ... } } */
+	{ .type = SET_FILTER_NAME, .key = "portguard_state_dict" },
+#endif
 
 	SETTING_DEFINE_LIST_END
 };
@@ -130,6 +135,17 @@ portguard_settings_check_ratelimit(const struct portguard_settings *set,
 			"portguard_ratelimit_exempt_networks: %s", error);
 		return FALSE;
 	}
+#if PORTGUARD_SETTINGS_24
+	/* port24b: 2.4 has no dict URIs: the dict is in
+	   portguard_state_dict { } */
+	if (strcmp(set->portguard_state, "shm") != 0 &&
+	    strcmp(set->portguard_state, "dict") != 0) {
+		*error_r = t_strdup_printf("portguard_state: must be shm or "
+			"dict (with portguard_state_dict { dict <driver> "
+			"{ ... } }), not '%s'", set->portguard_state);
+		return FALSE;
+	}
+#else
 	if (strcmp(set->portguard_state, "shm") != 0 &&
 	    (strncmp(set->portguard_state, "dict:", 5) != 0 ||
 	     set->portguard_state[5] == '\0')) {
@@ -138,6 +154,7 @@ portguard_settings_check_ratelimit(const struct portguard_settings *set,
 			set->portguard_state);
 		return FALSE;
 	}
+#endif
 	if (set->portguard_state_size < PORTGUARD_SHM_MIN_SIZE) {
 		*error_r = t_strdup_printf("portguard_state_size: "
 			"must be at least %u bytes", PORTGUARD_SHM_MIN_SIZE);
