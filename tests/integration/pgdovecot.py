@@ -54,6 +54,25 @@ def default_ports(base=None):
     }
 
 
+# A whole test run stays within PORTGUARD_TEST_PORT_BASE .. base + 999, so
+# that runs whose bases are 1000 apart never meet: instance `slot` listens
+# on base + 10*slot + 0..4 (slots 0..89), the Redis servers on base + 900 +
+# k (pgredis.redis_port).  Slots: 0 main (conftest), 1 exempt, 2 harness,
+# 10 + k rate limit (test_ratelimit), 20 + j Redis/doveadm (test_redis,
+# test_doveadm).
+INSTANCE_SLOTS = 90
+_SLOT_PORTS = {"unguarded": 0, "imap": 1, "implicit": 2, "implicit_plain": 3,
+               "starttls": 4}
+
+
+def instance_ports(slot):
+    """Ports of test instance `slot` (see INSTANCE_SLOTS above)."""
+    if not 0 <= slot < INSTANCE_SLOTS:
+        raise ValueError("instance slot %d not in 0..%d" % (slot, INSTANCE_SLOTS - 1))
+    base = env_int("PORTGUARD_TEST_PORT_BASE", 10000) + 10 * slot
+    return {role: base + off for role, off in _SLOT_PORTS.items()}
+
+
 def repo_root():
     return os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -499,7 +518,7 @@ class Dovecot:
             plugin = os.environ.get("PORTGUARD_TEST_NO_PLUGIN") != "1"
         self.name = name
         self.plugin = plugin
-        self.ports = ports or default_ports()
+        self.ports = ports or instance_ports(0)
         self.exempt = exempt
         self.trusted = trusted
         self.extra_conf = extra_conf

@@ -23,9 +23,10 @@ LISTEN = "127.0.0.1"
 
 def redis_port(k):
     """Port k (0..9) for the test Redis servers: PORTGUARD_TEST_PORT_BASE +
-    6990 + k (the Redis tests' Dovecot instances use base + 6000 +
-    100*j + well-known port, j <= 8)."""
-    return pgdovecot.env_int("PORTGUARD_TEST_PORT_BASE", 10000) + 6990 + k
+    900 + k (above every Dovecot instance: pgdovecot.instance_ports)."""
+    if not 0 <= k <= 9:
+        raise ValueError("Redis server %d not in 0..9" % k)
+    return pgdovecot.env_int("PORTGUARD_TEST_PORT_BASE", 10000) + 900 + k
 
 
 class RedisServer:

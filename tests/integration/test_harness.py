@@ -1,8 +1,7 @@
 """The harness itself on the installed Dovecot (2.3 or 2.4 settings syntax):
 a stock instance without the plugin starts, authenticates over STARTTLS and
 relays to the sink, and every version-dependent snippet helper yields a
-config that doveconf accepts.  Ports PORTGUARD_TEST_PORT_BASE + 4800 (a block no other
-instance uses, also not one of a neighbour base 1000 away)."""
+config that doveconf accepts.  Ports: pgdovecot.instance_ports(2)."""
 
 import smtplib
 
@@ -11,13 +10,11 @@ import pytest
 import pgdovecot
 from pgdovecot import CLIENT_ADDR, LISTEN, PASSWORD, USER, tls_context
 
-BASE = pgdovecot.env_int("PORTGUARD_TEST_PORT_BASE", 10000) + 4800
-
 
 @pytest.fixture(scope="module")
 def stock():
     inst = pgdovecot.Dovecot(name="stock", plugin=False, imap=False,
-                             ports=pgdovecot.default_ports(BASE))
+                             ports=pgdovecot.instance_ports(2))
     try:
         inst.start()
     except Exception:

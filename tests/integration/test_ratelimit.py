@@ -1,10 +1,10 @@
 """Failed-AUTH rate limiting with bans (portguard_ratelimit, shm state).
 
 Private instances, apart from conftest's main one (ports
-PORTGUARD_TEST_PORT_BASE + 4000 + 100*k, no imap): `rl` (defaults,
-127.0.0.16 exempt, +0), `rl_drop` (ban_action = drop, +100), `rl_monitor`
-(+200), and per test: restart (+300), disconnect during SASL (+400), IPv6
-(+500, in a network namespace of its own).  Every test uses a source
+pgdovecot.instance_ports(10 + k), no imap): `rl` (defaults, 127.0.0.16
+exempt, k=0), `rl_drop` (ban_action = drop, k=1), `rl_monitor` (k=2), and
+per test: restart (k=3), disconnect during SASL (k=4), IPv6 (k=5, in a
+network namespace of its own).  Every test uses a source
 address (127.0.0.x) of its own, so keys never mix.
 
 Dovecot's own anvil auth penalty (auth process, per IP, IPv6 /48) delays
@@ -36,7 +36,6 @@ import pytest
 import pgdovecot
 from pgdovecot import LISTEN, PASSWORD, RawSMTP, parse_kv, plain_b64, tls_context
 
-BASE = pgdovecot.env_int("PORTGUARD_TEST_PORT_BASE", 10000) + 4000
 TIMEOUT = 60
 WRONG = "wrong-password"
 BANNED_TEXT = "Too many failed authentication attempts, try again later"
@@ -54,7 +53,8 @@ RL_CONF = ("\nauth_failure_delay = 0\n" +
 
 
 def make_instance(name, offset, conf=""):
-    inst = pgdovecot.Dovecot(name=name, ports=pgdovecot.default_ports(BASE + offset),
+    """Instance k = offset / 100 of this file (slot 10 + k)."""
+    inst = pgdovecot.Dovecot(name=name, ports=pgdovecot.instance_ports(10 + offset // 100),
                              imap=False, extra_conf=RL_CONF + conf)
     try:
         inst.start()
