@@ -616,12 +616,28 @@ static void portguard_client_notify_auth_ready(struct client *client)
 		return;
 	}
 	if (pc->verdict != PORTGUARD_CONNECT_UNGUARDED &&
-	    client->ssl_iostream != NULL &&
-	    !ssl_iostream_is_handshaked(client->ssl_iostream)) {
-		pc->io_handshake = io_add(client->fd, IO_READ,
-					  portguard_client_handshake_input, pc);
-		io_set_pending(pc->io_handshake);
-		return;
+	    client->ssl_iostream != NULL) {
+		if (!ssl_iostream_is_handshaked(client->ssl_iostream)) {
+			pc->io_handshake = io_add(client->fd, IO_READ,
+				portguard_client_handshake_input, pc);
+			io_set_pending(pc->io_handshake);
+			return;
+		}
+		/* The handshake is over already: Dovecot 2.4 drives it
+		   itself until the greeting is due (after the SNI
+		   callback), and a slow process can see the client's
+		   Finished first. Check the session now, before any
+		   greeting; destroying the client must wait for the
+		   ioloop. */
+		if (pc->to_tls != NULL)
+			portguard_client_tls_established(pc);
+		if (pc->refuse_after_handshake) {
+			pc->refuse_after_handshake = FALSE;
+			pc->to_refuse = timeout_add_short(0,
+				portguard_client_refuse_timeout, pc);
+		}
+		if (pc->refused)
+			return;
 	}
 	pc->module_ctx.super.notify_auth_ready(client);
 }

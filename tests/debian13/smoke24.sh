@@ -48,7 +48,7 @@ export SMOKE_SINK=$((base + 25))
 login_exec=
 if [ "${PORTGUARD_SMOKE_VALGRIND:-}" = 1 ]; then
 	login_exec="executable = /usr/bin/valgrind --leak-check=full --errors-for-leak-kinds=definite --log-file=$SMOKE_DIR/valgrind.%p.log /usr/lib/dovecot/submission-login
-  vsz_limit = 0"
+  vsz_limit = unlimited"
 fi
 rm -rf "$SMOKE_DIR"
 mkdir -p "$SMOKE_DIR/tls" "$SMOKE_DIR/run" "$SMOKE_DIR/state"
@@ -117,11 +117,13 @@ protocol submission {
   login_plugins {
     portguard = yes
   }
+  # read through the protocol filter (process-wide rate-limit settings)
+  portguard_ban_duration = 20 mins
 }
+portguard_auth_fail_limit = 5
 portguard_implicit_tls_ports = $SMOKE_IMPLICIT $SMOKE_IMPLICIT_PLAIN
 portguard_starttls_ports = $SMOKE_STARTTLS
 portguard_min_tls_protocol = TLSv1.2
-portguard_auth_fail_limit = 5
 # filters are evaluated per client: remote address and TLS SNI
 remote 127.0.0.3 {
   portguard_min_tls_protocol = TLSv1.3
@@ -146,6 +148,8 @@ SINK = int(os.environ["SMOKE_SINK"])
 SERVER, CLIENT = "127.0.0.1", "127.0.0.2"
 LOG = D + "/dovecot.log"
 failures = 0
+# valgrind makes every login process slow
+T = 60 if os.environ.get("PORTGUARD_SMOKE_VALGRIND") == "1" else 10
 
 
 def check(name, ok, detail=""):
@@ -164,7 +168,7 @@ def log_text():
         return ""
 
 
-def wait_log(pattern, since=0, timeout=5.0):
+def wait_log(pattern, since=0, timeout=T):
     deadline = time.time() + timeout
     while time.time() < deadline:
         m = re.search(pattern, log_text()[since:], re.M)
@@ -193,7 +197,7 @@ sink = socketserver.ThreadingTCPServer((SERVER, SINK), Sink)
 threading.Thread(target=sink.serve_forever, daemon=True).start()
 
 
-def raw(port, data=None, timeout=5):
+def raw(port, data=None, timeout=T):
     """Connect from CLIENT, optionally send data, read until EOF."""
     s = socket.create_connection((SERVER, port), timeout=timeout,
                                  source_address=(CLIENT, 0))
@@ -227,12 +231,12 @@ def tls_ctx(maxver=None):
 
 
 def smtp(port):
-    return smtplib.SMTP(SERVER, port, timeout=10,
+    return smtplib.SMTP(SERVER, port, timeout=T,
                         source_address=(CLIENT, 0))
 
 
 def smtps(port, ctx=None):
-    return smtplib.SMTP_SSL(SERVER, port, timeout=10,
+    return smtplib.SMTP_SSL(SERVER, port, timeout=T,
                             source_address=(CLIENT, 0),
                             context=ctx or tls_ctx())
 
@@ -359,7 +363,7 @@ try:
 
     # ---- localhost (secured for Dovecot itself) is not exempt ----
     try:
-        s = smtplib.SMTP(SERVER, STARTTLS, timeout=10,
+        s = smtplib.SMTP(SERVER, STARTTLS, timeout=T,
                          source_address=(SERVER, 0))
         code, caps = s.ehlo("client.example.org")
         check("587 from 127.0.0.1: no AUTH before STARTTLS",
@@ -375,7 +379,7 @@ try:
     since = len(log_text())
     try:
         ctx = tls_ctx(ssl.TLSVersion.TLSv1_1)
-        s = socket.create_connection((SERVER, IMPLICIT), timeout=10,
+        s = socket.create_connection((SERVER, IMPLICIT), timeout=T,
                                      source_address=(CLIENT, 0))
         try:
             t = ctx.wrap_socket(s)
@@ -406,7 +410,7 @@ try:
     # ---- per-client filters: remote { } and local_name { } (TLS SNI) ----
     def tls12_first_line(source, sni):
         ctx = tls_ctx(ssl.TLSVersion.TLSv1_2)
-        s = socket.create_connection((SERVER, IMPLICIT), timeout=10,
+        s = socket.create_connection((SERVER, IMPLICIT), timeout=T,
                                      source_address=(source, 0))
         t = ctx.wrap_socket(s, server_hostname=sni)
         data = b""
@@ -453,7 +457,7 @@ try:
             codes.append(repr(e))
     check("5 wrong passwords get 535", codes == [535] * 5, codes)
     check("ban logged", wait_log(
-        r"portguard: ban key=127\.0\.0\.2 failures=5 ban_secs=900 "
+        r"portguard: ban key=127\.0\.0\.2 failures=5 ban_secs=1200 "
         r"ban_level=1", since), log_text()[since:][-800:])
     try:
         s = smtps(IMPLICIT)
