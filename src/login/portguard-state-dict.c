@@ -219,13 +219,14 @@ static int portguard_dict_init(struct portguard_state_dict *state,
 		return -1;
 	}
 	settings_event_add_filter_name(state->event, PORTGUARD_DICT_FILTER);
-	/* portguard_state_timeout bounds every wait for Redis */
+	/* portguard_state_timeout bounds every wait for Redis: "*\/" makes
+	   the override win over a redis_request_timeout in any filter */
 	parent_instance = settings_instance_find(state->event);
 	state->set_instance = parent_instance != NULL ?
 		settings_instance_dup(parent_instance) :
 		settings_instance_new(
 			master_service_get_settings_root(master_service));
-	settings_override(state->set_instance, "redis_request_timeout",
+	settings_override(state->set_instance, "*/redis_request_timeout",
 			  t_strdup_printf("%ums", rl->timeout_msecs),
 			  SETTINGS_OVERRIDE_TYPE_CODE);
 	event_set_ptr(state->event, SETTINGS_EVENT_INSTANCE,

@@ -19,9 +19,16 @@
 #     dict redis {
 #       redis_host = 127.0.0.1
 #       redis_port = <base+379>
+#       redis_db_id = 2
+#       redis_key_prefix = mx1/
+#       # ignored: portguard_state_timeout (500ms) replaces it
+#       redis_request_timeout = 30s
 #     }
 #   }
 #
+# PORTGUARD_SMOKE_VALGRIND=1 runs every submission-login and doveadm call
+# under valgrind and fails on any memcheck error or definite leak (the
+# timing checks then allow valgrind's slowness).
 # Clients connect from 127.0.0.2/127.0.0.3 with Python's smtplib/ssl. Each
 # check prints PASS or FAIL; the exit code is the number of failures. Only
 # the redis-server and Dovecot started here are signalled (by their pids).
@@ -32,6 +39,7 @@ if [ "${PORTGUARD_SMOKE24_INSIDE:-}" != 1 ]; then
 	exec "$top/tests/debian13/chroot.sh" run --bind "$top" \
 		env PORTGUARD_SMOKE24_INSIDE=1 \
 		PORTGUARD_TEST_PORT_BASE="${PORTGUARD_TEST_PORT_BASE:-32000}" \
+		PORTGUARD_SMOKE_VALGRIND="${PORTGUARD_SMOKE_VALGRIND:-}" \
 		"$top/tests/debian13/smoke24-redis.sh" "$@"
 fi
 
@@ -58,6 +66,11 @@ export SMOKE_STARTTLS=$((base + 587))
 export SMOKE_SINK=$((base + 25))
 export SMOKE_REDIS=$((base + 379))
 export SMOKE_TIMEOUT_MS=500
+login_exec=
+if [ "${PORTGUARD_SMOKE_VALGRIND:-}" = 1 ]; then
+	login_exec="executable = /usr/bin/valgrind --leak-check=full --errors-for-leak-kinds=definite --log-file=$SMOKE_DIR/valgrind.%p.log /usr/lib/dovecot/submission-login
+  vsz_limit = unlimited"
+fi
 rm -rf "$SMOKE_DIR"
 mkdir -p "$SMOKE_DIR/tls" "$SMOKE_DIR/run" "$SMOKE_DIR/state" \
 	"$SMOKE_DIR/redis"
@@ -101,6 +114,7 @@ submission_relay_port = $SMOKE_SINK
 submission_relay_ssl = no
 
 service submission-login {
+  $login_exec
   inet_listener submission {
     port = $SMOKE_STARTTLS
   }
@@ -125,6 +139,11 @@ portguard_state_dict {
   dict redis {
     redis_host = 127.0.0.1
     redis_port = $SMOKE_REDIS
+    redis_db_id = 2
+    redis_key_prefix = mx1/
+    # ignored: portguard_state_timeout replaces it (the Redis-stopped
+    # check below fails if it does not)
+    redis_request_timeout = 30s
   }
 }
 EOF
@@ -173,15 +192,27 @@ def wait_log(pattern, since=0, timeout=5.0):
     return None
 
 
-def redis_cli(*args):
-    r = subprocess.run(["redis-cli", "-h", SERVER, "-p", str(REDIS)] +
+PREFIX = "mx1/"
+
+
+def redis_cli(*args, db=2):
+    r = subprocess.run(["redis-cli", "-h", SERVER, "-p", str(REDIS),
+                        "-n", str(db)] +
                        list(args), capture_output=True, text=True, timeout=5)
     return r.stdout.strip()
 
 
-def doveadm(*args):
-    r = subprocess.run(["doveadm", "-c", CONF, "portguard"] + list(args),
-                       capture_output=True, text=True, timeout=30)
+# PORTGUARD_SMOKE_VALGRIND=1: every doveadm portguard call under valgrind
+# (an error or a definite leak makes it exit 99, failing its check)
+VALGRIND = (["valgrind", "-q", "--leak-check=full",
+             "--errors-for-leak-kinds=definite", "--error-exitcode=99"]
+            if os.environ.get("PORTGUARD_SMOKE_VALGRIND") == "1" else [])
+
+
+def doveadm(*args, conf=CONF):
+    r = subprocess.run(VALGRIND + ["doveadm", "-c", conf, "portguard"] +
+                       list(args),
+                       capture_output=True, text=True, timeout=120)
     return r.returncode, r.stdout, r.stderr
 
 
@@ -236,6 +267,8 @@ def auth(source, good):
         s = smtps(source)
     except smtplib.SMTPConnectError as e:
         return e.smtp_code
+    except Exception as e:
+        return repr(e)
     try:
         s.ehlo("client.example.org")
         code, _ = s.docmd("AUTH", "PLAIN " + base64.b64encode(cred).decode())
@@ -244,7 +277,7 @@ def auth(source, good):
         except Exception:
             pass
         return code
-    except smtplib.SMTPServerDisconnected as e:
+    except Exception as e:
         return repr(e)
 
 
@@ -276,6 +309,15 @@ r = subprocess.run(["doveconf", "-c", D + "/bad.conf", "-n"],
                    capture_output=True, text=True)
 check("doveconf refuses a 2.3 dict URI naming portguard_state",
       r.returncode != 0 and "portguard_state" in r.stderr, r.stderr.strip())
+print("     " + r.stderr.strip()[-300:])
+with open(CONF) as f:
+    nodict = re.sub(r"(?ms)^portguard_state_dict \{.*?^\}\n", "", f.read())
+with open(D + "/nodict.conf", "w") as f:
+    f.write(nodict)
+rc, out, err = doveadm("list", conf=D + "/nodict.conf")
+check("no portguard_state_dict block: doveadm says so, exit 75",
+      rc == 75 and "portguard_state_dict" in err, (rc, err.strip()))
+print("     " + err.strip()[-300:])
 
 dovecot_started = False
 try:
@@ -301,13 +343,14 @@ try:
     g = greeting(STARTTLS, CLIENT)
     check("banned: next STARTTLS-port connect gets 421 4.7.0",
           g.startswith("421 4.7.0 Too many failed"), g)
-    value = redis_cli("GET", "portguard/b/127.0.0.2")
-    check("ban record in Redis (portguard/b/127.0.0.2)",
+    value = redis_cli("GET", PREFIX + "portguard/b/127.0.0.2")
+    check("ban record in Redis db 2 (mx1/portguard/b/127.0.0.2)",
           value.startswith("v1 "), repr(value))
-    ttl = redis_cli("TTL", "portguard/b/127.0.0.2")
+    ttl = redis_cli("TTL", PREFIX + "portguard/b/127.0.0.2")
     check("ban record expires on its own (TTL > 0)",
           ttl.isdigit() and int(ttl) > 0, ttl)
-    print("     redis: portguard/b/127.0.0.2 = %r, TTL %s" % (value, ttl))
+    print("     redis db 2: mx1/portguard/b/127.0.0.2 = %r, TTL %s"
+          % (value, ttl))
 
     # ---- doveadm portguard list / unban ----
     rc, out, err = doveadm("list")
@@ -339,8 +382,14 @@ try:
           g.startswith("421 4.7.0"), g)
     rc, out, err = doveadm("flush")
     check("doveadm portguard flush exits 0", rc == 0, (rc, err))
-    keys = redis_cli("--scan", "--pattern", "portguard/*")
-    check("flush: no portguard/ keys left in Redis", keys == "", keys)
+    redis_cli("SET", PREFIX + "other/key", "x")
+    redis_cli("SET", "portguard/b/10.0.0.1", "v1 0 0 0 0", db=0)
+    rc, out, err = doveadm("flush")
+    keys = redis_cli("--scan", "--pattern", PREFIX + "portguard/*")
+    check("flush: no mx1/portguard/ keys left in Redis", keys == "", keys)
+    check("flush: other keys and other dbs untouched",
+          redis_cli("GET", PREFIX + "other/key") == "x" and
+          redis_cli("GET", "portguard/b/10.0.0.1", db=0) != "", "")
     rc, out, err = doveadm("list")
     check("flush: list is empty", rc == 0 and
           not re.search(r"^127\.", out, re.M), out)
@@ -356,10 +405,10 @@ try:
         elapsed = time.monotonic() - start
     finally:
         os.kill(redis.pid, signal.SIGCONT)
-    limit = TIMEOUT + 1.0
+    limit = TIMEOUT + (1.0 if not VALGRIND else 10.0)
     check("Redis stopped: AUTH PLAIN still gets 235", code == 235, code)
-    check("Redis stopped: login took %.2f s <= timeout %.1f s + 1 s"
-          % (elapsed, TIMEOUT), elapsed <= limit, elapsed)
+    check("Redis stopped: login took %.2f s <= timeout %.1f s + %.0f s"
+          % (elapsed, TIMEOUT, limit - TIMEOUT), elapsed <= limit, elapsed)
     check("Redis stopped: state_error logged (fail open)", wait_log(
         r"portguard: state_error op=\S+ fail=open: ", since),
         log_text()[since:][-800:])
@@ -381,6 +430,21 @@ finally:
         redis.kill()
     sink.shutdown()
 
+if VALGRIND:
+    logs = sorted(n for n in os.listdir(D) if n.startswith("valgrind."))
+    bad = []
+    for n in logs:
+        text = open(os.path.join(D, n), errors="replace").read()
+        m = re.search(r"ERROR SUMMARY: (\d+) errors", text)
+        if m is None or m.group(1) != "0" or \
+           re.search(r"definitely lost: [1-9]", text):
+            bad.append(n + ":\n" + text[-3000:])
+    check("valgrind: %d submission-login logs clean" % len(logs),
+          logs and not bad, "\n".join(bad)[:6000])
+
+if failures:
+    print("---- last lines of %s ----" % LOG)
+    print("\n".join(log_text().splitlines()[-40:]))
 print("%d failure(s)" % failures)
 sys.exit(failures)
 PYEOF
