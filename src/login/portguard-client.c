@@ -595,24 +595,8 @@ static void portguard_client_notify_auth_ready(struct client *client)
 {
 	struct portguard_client *pc = portguard_client_get(client);
 
-	if (pc->to_tls != NULL) {
-		/* the TLS handshake ended before auth was ready (2.4 drives
-		   it without us): read its facts now, so that a refusal
-		   comes instead of the greeting, not after it */
-		portguard_client_tls_established(pc);
-	}
 	if (pc->refused && !pc->refuse_after_handshake) {
 		/* no greeting: the 421 is on its way */
-		return;
-	}
-	if (pc->refused && client->ssl_iostream != NULL &&
-	    ssl_iostream_is_handshaked(client->ssl_iostream)) {
-		/* refused before the handshake, which is over already:
-		   the 421 instead of the greeting, from the ioloop */
-		if (pc->to_refuse == NULL) {
-			pc->to_refuse = timeout_add_short(0,
-				portguard_client_refuse_timeout, pc);
-		}
 		return;
 	}
 	if (pc->verdict != PORTGUARD_CONNECT_UNGUARDED &&
