@@ -7,7 +7,9 @@
 # Steps: `chroot.sh setup` (cached: a second run reuses the chroot), a clean
 # copy of the source tree (git's tracked and untracked-not-ignored files) in
 # a staging directory, then inside the chroot: autogen.sh, configure, make,
-# make check.  The host's own build in the source tree is never touched (its
+# make check, and (as ./check.sh on the host) test_submission + test_exempt
+# again with submission-login under valgrind (PORTGUARD_CHECK24_VALGRIND=no
+# leaves that out).  The host's own build in the source tree is never touched (its
 # objects and config.status are not copied), so ./check.sh can build for
 # Dovecot 2.3 in place and for 2.4 here one after the other.
 #
@@ -26,7 +28,7 @@ keep=no
 for arg in "$@"; do
 	case "$arg" in
 	--keep) keep=yes ;;
-	-h|--help) sed -n '2,22s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,25s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	*) echo "check24.sh: unknown argument '$arg'" >&2; exit 2 ;;
 	esac
 done
@@ -93,7 +95,14 @@ make -j2
 step "make check"
 rc=0
 timeout "${PORTGUARD_CHECK_TIMEOUT:-1200}" make -j1 check VERBOSE=1 || rc=$?
-exit "$rc"
+[ "$rc" -eq 0 ] || exit "$rc"
+if [ "${PORTGUARD_CHECK24_VALGRIND:-yes}" != no ]; then
+	# as ./check.sh does on the host: every submission-login process of
+	# the TLS-rule tests under valgrind (memcheck, leaks)
+	step "valgrind: tests/integration/run.sh (test_submission, test_exempt)"
+	PORTGUARD_TEST_VALGRIND=1 tests/integration/run.sh -q \
+		-k "test_submission or test_exempt" || exit 3
+fi
 '
 
 rc=0

@@ -839,7 +839,7 @@ def valgrind_login_exec(directory):
     return ("  executable = /usr/bin/valgrind --leak-check=full "
             "--errors-for-leak-kinds=definite --trace-children=no "
             "--log-file=%s/valgrind.%%p.log /usr/lib/dovecot/submission-login\n"
-            "  vsz_limit = 0\n" % directory)
+            "  vsz_limit = %s\n" % (directory, "unlimited" if is_24() else "0"))
 
 
 def check_valgrind_logs(directory):
