@@ -588,18 +588,27 @@ class Dovecot:
         with open(self.conf, "w") as f:
             f.write(self.config_text())
 
-    def check_ports_free(self):
+    def check_ports_free(self, wait=10.0):
+        """Fail unless every port is free.  A port may be busy for a moment
+        as the local end of some short client connection (the test ports
+        lie in Linux's ephemeral range): wait up to `wait` seconds."""
+        deadline = time.time() + wait
         for role, port in self.ports.items():
-            with socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind((LISTEN, port))
-                except OSError as e:
-                    raise RuntimeError(
-                        "%s:%d (%s) is in use: %s. Is the demo (demo.sh) or "
-                        "another test run still running? Set "
-                        "PORTGUARD_TEST_PORT_BASE to use other ports."
-                        % (LISTEN, port, role, e))
+            while True:
+                with socket.socket() as s:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    try:
+                        s.bind((LISTEN, port))
+                        break
+                    except OSError as e:
+                        if time.time() < deadline:
+                            time.sleep(0.2)
+                            continue
+                        raise RuntimeError(
+                            "%s:%d (%s) is in use: %s. Is the demo (demo.sh) "
+                            "or another test run still running? Set "
+                            "PORTGUARD_TEST_PORT_BASE to use other ports."
+                            % (LISTEN, port, role, e))
 
     def start(self, timeout=20):
         self.check_ports_free()

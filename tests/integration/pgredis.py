@@ -39,15 +39,23 @@ class RedisServer:
         self.frozen = False
 
     def start(self, timeout=10):
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((LISTEN, self.port))
-            except OSError as e:
-                raise RuntimeError("%s:%d is in use (%s): an earlier Redis test "
-                                   "server still running? Set "
-                                   "PORTGUARD_TEST_PORT_BASE to use other ports."
-                                   % (LISTEN, self.port, e))
+        # busy for a moment as the local end of a client connection (the
+        # port is in Linux's ephemeral range): wait a little
+        deadline = time.time() + 10
+        while True:
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((LISTEN, self.port))
+                    break
+                except OSError as e:
+                    if time.time() < deadline:
+                        time.sleep(0.2)
+                        continue
+                    raise RuntimeError(
+                        "%s:%d is in use (%s): an earlier Redis test server "
+                        "still running? Set PORTGUARD_TEST_PORT_BASE to use "
+                        "other ports." % (LISTEN, self.port, e))
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", LISTEN,
              "--dir", self.dir, "--save", "", "--appendonly", "no",
