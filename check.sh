@@ -274,6 +274,37 @@ else
 	echo "check.sh: clang not found: fuzzing skipped" >&2
 fi
 
+# ---- begin: Dovecot 2.4 run (tests/debian13/check24.sh) --------------------
+# The same build and the whole "make check" (unit + integration) against
+# Dovecot 2.4 in the Debian 13 chroot: tests/debian13/chroot.sh setup builds
+# it with debootstrap on a new machine (1-2 min) and reuses it afterwards.
+# Runs by default and must pass; PORTGUARD_DOVECOT24=no leaves it out (local
+# runs only: under CI=true it cannot be left out).
+d24_unit=0 d24_integ=0 d24_desel=0 d24_version=
+if [ "${PORTGUARD_DOVECOT24:-yes}" = no ] && [ "${CI:-}" != true ]; then
+	echo
+	echo "check.sh: PORTGUARD_DOVECOT24=no: the Dovecot 2.4 run is left out" >&2
+	d24_version=skipped
+else
+	step "Dovecot 2.4: tests/debian13/check24.sh"
+	d24_summary=$(mktemp)
+	rc=0
+	d24_start=$(date +%s)
+	PORTGUARD_CHECK24_SUMMARY=$d24_summary tests/debian13/check24.sh || rc=$?
+	echo "check.sh: the Dovecot 2.4 part took $(($(date +%s) - d24_start)) s"
+	if [ "$rc" -ne 0 ]; then
+		rm -f "$d24_summary"
+		echo
+		echo "check.sh: FAILED (Dovecot 2.4: tests/debian13/check24.sh exit $rc)" >&2
+		exit "$rc"
+	fi
+	read -r d24_unit d24_integ d24_desel d24_version < <(
+		sed -n 's/^unit=\([0-9]*\) integration=\([0-9]*\) deselected=\([0-9]*\) dovecot=\(.*\)$/\1 \2 \3 \4/p' \
+			"$d24_summary")
+	rm -f "$d24_summary"
+fi
+# ---- end: Dovecot 2.4 run -------------------------------------------------
+
 # ---- Debian package (tests/package/smoke.sh) --------------------------------
 # Builds dovecot-portguard with dpkg-buildpackage, lintian (no errors),
 # installs it, runs the system Dovecot on loopback high ports against it,
@@ -317,5 +348,11 @@ unit_passed=$(cat tests/unit/*.log 2>/dev/null |
 integ_passed=$(sed -n 's/^=* \([0-9]*\) passed.*/\1/p' \
 	tests/integration/run.sh.log 2>/dev/null | tail -n1)
 echo
-echo "check.sh: all tests passed (cmocka cases: $unit_passed, integration tests: ${integ_passed:-0}, package checks: $pkg_passed)"
-echo "tests: $((unit_passed + ${integ_passed:-0} + pkg_passed)) passed, 0 failed"
+echo "check.sh: Dovecot $(dovecot --version): all tests passed (cmocka cases: $unit_passed, integration tests: ${integ_passed:-0})"
+if [ "$d24_version" = skipped ]; then
+	echo "check.sh: Dovecot 2.4: not run (PORTGUARD_DOVECOT24=no)"
+else
+	echo "check.sh: Dovecot $d24_version: all tests passed (cmocka cases: $d24_unit, integration tests: $d24_integ, deselected as not applicable to 2.4: $d24_desel)"
+fi
+echo "check.sh: Debian package checks (Debian 12 and 13): $pkg_passed passed"
+echo "tests: $((unit_passed + ${integ_passed:-0} + d24_unit + d24_integ + pkg_passed)) passed, 0 failed"

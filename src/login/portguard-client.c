@@ -131,7 +131,8 @@ static void portguard_addr_from_ip(const struct ip_addr *ip,
 	i_zero(addr_r);
 	if (ip->family == AF_INET)
 		portguard_addr_from_bytes(addr_r, 4, &ip->u.ip4);
-#ifdef HAVE_IPV6
+#if defined(HAVE_IPV6) || DOVECOT_PREREQ(2, 4, 0)
+	/* 2.4 always has IPv6 and no longer defines HAVE_IPV6 */
 	else if (ip->family == AF_INET6)
 		portguard_addr_from_bytes(addr_r, 6, &ip->u.ip6);
 #endif

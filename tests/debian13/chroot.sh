@@ -47,12 +47,20 @@ mount_all() {
 }
 
 setup() {
+	# one setup at a time (two check.sh runs on a new machine)
+	mkdir -p "$(dirname "$root")"
+	exec 9>"$root.lock"
+	flock 9
 	if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want_stamp" ]; then
 		echo "chroot.sh: $root is up to date"
+		exec 9>&-
 		return 0
 	fi
 	if ! command -v debootstrap >/dev/null; then
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap
+		# stale package lists on a new machine: update and try again
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap ||
+			{ apt-get update -q &&
+			  DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap; }
 	fi
 	if [ ! -x "$root/usr/bin/apt-get" ]; then
 		rm -rf "$root"
@@ -71,6 +79,7 @@ setup() {
 	cleanup
 	echo "$want_stamp" > "$stamp"
 	echo "chroot.sh: $root ready: Dovecot $(chroot "$root" dovecot --version)"
+	exec 9>&-
 }
 
 case "${1:-}" in

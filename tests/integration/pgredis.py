@@ -23,9 +23,10 @@ LISTEN = "127.0.0.1"
 
 def redis_port(k):
     """Port k (0..9) for the test Redis servers: PORTGUARD_TEST_PORT_BASE +
-    6990 + k (the Redis tests' Dovecot instances use base + 6000 +
-    100*j + well-known port, j <= 8)."""
-    return pgdovecot.env_int("PORTGUARD_TEST_PORT_BASE", 10000) + 6990 + k
+    900 + k (above every Dovecot instance: pgdovecot.instance_ports)."""
+    if not 0 <= k <= 9:
+        raise ValueError("Redis server %d not in 0..9" % k)
+    return pgdovecot.env_int("PORTGUARD_TEST_PORT_BASE", 10000) + 900 + k
 
 
 class RedisServer:
@@ -38,15 +39,23 @@ class RedisServer:
         self.frozen = False
 
     def start(self, timeout=10):
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((LISTEN, self.port))
-            except OSError as e:
-                raise RuntimeError("%s:%d is in use (%s): an earlier Redis test "
-                                   "server still running? Set "
-                                   "PORTGUARD_TEST_PORT_BASE to use other ports."
-                                   % (LISTEN, self.port, e))
+        # busy for a moment as the local end of a client connection (the
+        # port is in Linux's ephemeral range): wait a little
+        deadline = time.time() + 10
+        while True:
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((LISTEN, self.port))
+                    break
+                except OSError as e:
+                    if time.time() < deadline:
+                        time.sleep(0.2)
+                        continue
+                    raise RuntimeError(
+                        "%s:%d is in use (%s): an earlier Redis test server "
+                        "still running? Set PORTGUARD_TEST_PORT_BASE to use "
+                        "other ports." % (LISTEN, self.port, e))
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", LISTEN,
              "--dir", self.dir, "--save", "", "--appendonly", "no",

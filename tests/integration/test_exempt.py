@@ -16,8 +16,7 @@ EXEMPT = "127.0.0.2"
 
 @pytest.fixture(scope="module")
 def dvx():
-    base = pgdovecot.env_int("PORTGUARD_TEST_PORT_BASE", 10000) + 1000
-    inst = pgdovecot.Dovecot(name="exempt", ports=pgdovecot.default_ports(base),
+    inst = pgdovecot.Dovecot(name="exempt", ports=pgdovecot.instance_ports(1),
                              exempt="%s/32" % EXEMPT, min_tls="TLSv1.3",
                              log_tls="no", imap=False)
     try:

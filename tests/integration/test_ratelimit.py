@@ -1,10 +1,10 @@
 """Failed-AUTH rate limiting with bans (portguard_ratelimit, shm state).
 
 Private instances, apart from conftest's main one (ports
-PORTGUARD_TEST_PORT_BASE + 4000 + 100*k, no imap): `rl` (defaults,
-127.0.0.16 exempt, +0), `rl_drop` (ban_action = drop, +100), `rl_monitor`
-(+200), and per test: restart (+300), disconnect during SASL (+400), IPv6
-(+500, in a network namespace of its own).  Every test uses a source
+pgdovecot.instance_ports(10 + k), no imap): `rl` (defaults, 127.0.0.16
+exempt, k=0), `rl_drop` (ban_action = drop, k=1), `rl_monitor` (k=2), and
+per test: restart (k=3), disconnect during SASL (k=4), IPv6 (k=5, in a
+network namespace of its own).  Every test uses a source
 address (127.0.0.x) of its own, so keys never mix.
 
 Dovecot's own anvil auth penalty (auth process, per IP, IPv6 /48) delays
@@ -36,7 +36,6 @@ import pytest
 import pgdovecot
 from pgdovecot import LISTEN, PASSWORD, RawSMTP, parse_kv, plain_b64, tls_context
 
-BASE = pgdovecot.env_int("PORTGUARD_TEST_PORT_BASE", 10000) + 4000
 TIMEOUT = 60
 WRONG = "wrong-password"
 BANNED_TEXT = "Too many failed authentication attempts, try again later"
@@ -45,21 +44,17 @@ LIMIT = 5
 
 # auth_failure_delay = 0: Dovecot answers failures at once (the anvil
 # penalty still applies); metrics show the plugin's events with their fields
-RL_CONF = """
-auth_failure_delay = 0
-metric portguard_ban {
-  filter = event=portguard_ban
-  group_by = key ban_level monitor
-}
-metric portguard_refused_banned {
-  filter = event=portguard_connection_refused AND reason=banned
-  group_by = key port
-}
-"""
+RL_CONF = ("\nauth_failure_delay = 0\n" +
+           pgdovecot.metric_conf("portguard_ban", "event=portguard_ban",
+                                 ("key", "ban_level", "monitor")) +
+           pgdovecot.metric_conf("portguard_refused_banned",
+                                 "event=portguard_connection_refused AND reason=banned",
+                                 ("key", "port")))
 
 
 def make_instance(name, offset, conf=""):
-    inst = pgdovecot.Dovecot(name=name, ports=pgdovecot.default_ports(BASE + offset),
+    """Instance k = offset / 100 of this file (slot 10 + k)."""
+    inst = pgdovecot.Dovecot(name=name, ports=pgdovecot.instance_ports(10 + offset // 100),
                              imap=False, extra_conf=RL_CONF + conf)
     try:
         inst.start()
@@ -663,7 +658,7 @@ def _ipv6_child():
                 ["ip", "-6", "addr", "add", V6_B + "/128", "dev", "lo", "nodad"],
                 ["ip", "-6", "addr", "add", V6_OTHER + "/128", "dev", "lo", "nodad"]):
         subprocess.run(cmd, check=True)
-    dv = make_instance("rl-ipv6", 500, "listen = 127.0.0.1, ::1\n")
+    dv = make_instance("rl-ipv6", 500, pgdovecot.listen_conf("127.0.0.1", "::1"))
     try:
         skip_anvil_penalty(dv, V6_A)        # anvil: one penalty per /48
         since = dv.log_size()
@@ -714,9 +709,7 @@ def test_ipv6_prefix_aggregation():
 
 
 def _conf_with(dv, tmp_path, extra_lines):
-    plugin_conf = pgdovecot.PLUGIN_CONF_TEMPLATE.format(
-        plugin_dir=pgdovecot.plugin_dir(), ports=dv.ports, exempt="",
-        min_tls="TLSv1.2", log_tls="yes") + extra_lines
+    plugin_conf = pgdovecot.make_plugin_conf(dv.ports) + extra_lines
     path = tmp_path / "ratelimit.conf"
     path.write_text(dv.config_text(plugin_conf=plugin_conf, extra=""))
     return str(path)

@@ -2,8 +2,8 @@
 dict:redis:...), through Dovecot's dict layer.
 
 Private redis-servers (pgredis.RedisServer: own dir, no persistence,
-127.0.0.1:PORTGUARD_TEST_PORT_BASE + 6990 + k) and private Dovecot
-instances (ports PORTGUARD_TEST_PORT_BASE + 6000 + 100*j, no imap):
+127.0.0.1:PORTGUARD_TEST_PORT_BASE + 900 + k) and private Dovecot
+instances (ports pgdovecot.instance_ports(20 + j), no imap):
 
   j=0 `rd_a`, j=1 `rd_b`: both on Redis k=0 (shared bans and counts)
   j=2 redis down (k=1), j=3 redis frozen (k=2), j=4 fail closed (k=3)
@@ -32,7 +32,6 @@ from test_ratelimit import (BANNED_421, LIMIT, RL_CONF, TIMEOUT,
                             fail_reaching_limit, login_ok, refused_line_re,
                             skip_anvil_penalty, stats, wait_lines)
 
-BASE = pgdovecot.env_int("PORTGUARD_TEST_PORT_BASE", 10000) + 6000
 # what portguard adds to the redis: URI: expire_secs = 2 * ban_duration_max
 # + fail_window (defaults: 1 day, 10 mins)
 EXPIRE_SECS = 2 * 86400 + 600
@@ -40,22 +39,18 @@ BAN_SECS = 900
 STATE_DOWN_421 = "421 4.7.0 Temporary failure, try again later"
 STATE_ERROR_RE = r"portguard: state_error op=(\w+) fail=%s: "
 
-STATE_ERROR_METRIC = """
-metric portguard_state_error {
-  filter = event=portguard_state_error
-  group_by = operation
-}
-"""
+STATE_ERROR_METRIC = pgdovecot.metric_conf(
+    "portguard_state_error", "event=portguard_state_error", ("operation",))
 
 
 def redis_conf(redis, extra="", prefix=None):
     return (STATE_ERROR_METRIC +
-            "portguard_state = dict:redis:host=127.0.0.1:port=%d%s\n"
-            % (redis.port, ":prefix=" + prefix if prefix else "") + extra)
+            pgdovecot.redis_state_conf(redis.port, prefix=prefix) + extra)
 
 
 def make_instance(name, offset, conf=""):
-    inst = pgdovecot.Dovecot(name=name, ports=pgdovecot.default_ports(BASE + offset),
+    """Instance j = offset / 100 of this file (slot 20 + j)."""
+    inst = pgdovecot.Dovecot(name=name, ports=pgdovecot.instance_ports(20 + offset // 100),
                              imap=False, extra_conf=RL_CONF + conf)
     try:
         inst.start()
