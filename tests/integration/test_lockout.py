@@ -7,7 +7,7 @@ address, so a phone retrying a stale password, or one user behind a
 shared NAT address, does not get everyone behind that address banned.
 Unknown users (and known users past their own limit) count as before.
 
-Instances (ports PORTGUARD_TEST_PORT_BASE + 8000 + 100*k, no imap):
+Instances (ports pgdovecot.instance_ports(30 + k), no imap):
 `known` (limit 3, known-user limit 4) and `known_off` (the same with
 portguard_known_user_period = 0). Every test uses source addresses of
 its own (127.0.0.40-49). See test_ratelimit.py for the anvil penalty and
@@ -21,6 +21,7 @@ import smtplib
 import pytest
 
 import pgdovecot
+import pgredis
 from pgdovecot import PASSWORD, USER, parse_kv, plain_b64
 from test_ratelimit import (BANNED_421, TIMEOUT, WRONG, auth, ban_line_re,
                             connect_implicit, connect_starttls,
@@ -29,7 +30,6 @@ from test_ratelimit import (BANNED_421, TIMEOUT, WRONG, auth, ban_line_re,
                             fail_reaching_limit, login_ok, server_for,
                             wait_lines)
 
-BASE = pgdovecot.env_int("PORTGUARD_TEST_PORT_BASE", 10000) + 8000
 KEY_LIMIT = 3
 KNOWN_LIMIT = 4
 OTHER_USER = "nobody@example.org"
@@ -38,15 +38,12 @@ CONF = """
 auth_failure_delay = 0
 portguard_auth_fail_limit = %d
 portguard_known_user_fail_limit = %d
-metric portguard_known {
-  filter = event=portguard_known_user_failure
-  group_by = counted_against
-}
-""" % (KEY_LIMIT, KNOWN_LIMIT)
+""" % (KEY_LIMIT, KNOWN_LIMIT) + pgdovecot.metric_conf(
+    "portguard_known", "event=portguard_known_user_failure", ("counted_against",))
 
 
 def make_instance(name, offset, conf=""):
-    inst = pgdovecot.Dovecot(name=name, ports=pgdovecot.default_ports(BASE + offset),
+    inst = pgdovecot.Dovecot(name=name, ports=pgdovecot.instance_ports(30 + offset // 100),
                              imap=False, extra_conf=CONF + conf)
     try:
         inst.start()
@@ -61,6 +58,28 @@ def known():
     inst = make_instance("known", 0, "log_debug = event=portguard_known_user_failure\n")
     yield inst
     inst.cleanup()
+
+
+@pytest.fixture(scope="module")
+def known_redis():
+    """The same as `known` with the Redis state backend."""
+    srv = pgredis.RedisServer(pgredis.redis_port(7), name="redis-known")
+    try:
+        srv.start()
+    except Exception:
+        srv.cleanup()
+        raise
+    try:
+        inst = make_instance("known-redis", 200,
+                             "log_debug = event=portguard_known_user_failure\n" +
+                             pgdovecot.redis_state_conf(srv.port))
+    except Exception:
+        srv.cleanup()
+        raise
+    inst.redis = srv
+    yield inst
+    inst.cleanup()
+    srv.cleanup()
 
 
 @pytest.fixture(scope="module")
@@ -94,11 +113,13 @@ def known_lines(dv, since, src):
             if "portguard: known_user_failure key=%s " % src in l]
 
 
-def test_known_user_gets_own_limit(known):
+@pytest.mark.parametrize("backend,src", [("shm", "127.0.0.40"), ("redis", "127.0.0.46")])
+def test_known_user_gets_own_limit(request, backend, src):
     """The stale-password phone: after a success from the address, the user's
     failures do not ban the address until the user's own limit (4) is used
-    up; then they count against the address as before (3 more: banned)."""
-    dv, src = known, "127.0.0.40"
+    up; then they count against the address as before (3 more: banned).
+    Both state backends."""
+    dv = request.getfixturevalue("known" if backend == "shm" else "known_redis")
     prime(dv, src, USER)
     since = dv.log_size()
     c = connect_starttls(dv, src)
@@ -133,6 +154,11 @@ def test_known_user_gets_own_limit(known):
         # the user name is logged (escaped), never a password
         assert kv["user"] == USER
         assert WRONG not in str(kv) and PASSWORD not in str(kv)
+    if backend == "redis":
+        # the records hold a hash, never the name
+        keys = dv.redis.keys("portguard/k*")
+        assert any(k.startswith("portguard/k/") for k in keys), keys
+        assert not any(USER in k for k in keys), keys
 
 
 def test_unknown_user_still_banned_at_address_limit(known):
