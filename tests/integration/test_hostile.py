@@ -234,13 +234,24 @@ class LegitClient:
         with self.lock:
             return self.ok
 
-    def check(self, progress=1, timeout=90.0):
-        """No failure so far, and `progress` more logins from now on."""
+    def take_failures(self):
+        with self.lock:
+            out, self.failures = self.failures, []
+        return out
+
+    def wait_progress(self, progress=1, timeout=90.0, stop_on_failure=False):
+        """Wait for `progress` more logins from now on: True if so."""
         start = self.count()
         deadline = time.time() + timeout
         while self.count() < start + progress and time.time() < deadline \
-                and not self.failures:
+                and not (stop_on_failure and self.failures):
             time.sleep(0.1)
+        return self.count() >= start + progress
+
+    def check(self, progress=1, timeout=90.0):
+        """No failure so far, and `progress` more logins from now on."""
+        start = self.count()
+        self.wait_progress(progress, timeout, stop_on_failure=True)
         assert not self.failures, "legitimate client failed on %s:\n%s" \
             % (self.dv.name, "\n".join(self.failures))
         assert self.count() >= start + progress, \
