@@ -8,10 +8,12 @@ choice; no imap), and a private Redis (pgredis k=5):
       300 times, from many addresses: afterwards every stripe of the table
       can be locked, nothing half-written is left, and counting is exact
       (probe addresses count 1, 2, 3, 4 and are banned at the 5th);
-  (b) the shm state file truncated or overwritten with random bytes, before
-      the start and while Dovecot runs: detected, logged ("...; file
-      rebuilt"), rebuilt, and banning works afterwards; sessions that had
-      the old table mapped fail open;
+  (b) the shm state file truncated or overwritten with random bytes (all
+      of it, or all but the header, i.e. random lock stripes), or replaced
+      by a copy taken while its locks were held, before the start and while
+      Dovecot runs: detected, logged ("...; file rebuilt"), rebuilt, and
+      banning works afterwards, no login hangs; sessions that had the old
+      table mapped fail open;
   (c) Redis frozen (SIGSTOP) in the middle of a session and stopped: logins
       go on, each delayed by at most portguard_state_timeout (+ a margin for
       a loaded machine); after SIGCONT / a restart bans work again;
@@ -308,8 +310,49 @@ def corrupt(path, how):
     elif how == "random":
         with open(path, "r+b") as f:
             f.write(os.urandom(size))
+    elif how == "random-after-header":
+        # the header (magic, geometry, checksum) intact; the lock stripes
+        # (from byte 128) and the slots random
+        with open(path, "r+b") as f:
+            f.seek(128)
+            f.write(os.urandom(size - 128))
+    elif how == "stale-locks":
+        copy_with_stale_locks(path)
     else:
         raise ValueError(how)
+
+
+def copy_with_stale_locks(path, stripes=64):
+    """Replace the file by a copy taken while a process held every stripe
+    lock, a process that is gone by now (as a backup restored, or the page
+    written back just before the host crashed): nobody will ever release
+    those locks.  The locks are the table's own robust mutexes (64 bytes
+    each from offset 128), taken with glibc's pthread_mutex_lock()."""
+    import ctypes
+    import mmap
+    copy = path + ".copy"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            libc = ctypes.CDLL(None)
+            fd = os.open(path, os.O_RDWR)
+            m = mmap.mmap(fd, os.path.getsize(path))
+            base = ctypes.addressof(ctypes.c_char.from_buffer(m))
+            for i in range(stripes):
+                if libc.pthread_mutex_lock(ctypes.c_void_p(base + 128 + 64 * i)) != 0:
+                    os._exit(2)
+            with open(copy, "wb") as f:
+                f.write(m[:])
+            os._exit(0)     # holding every lock
+        except BaseException:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    os.rename(copy, path)
+    return pid
+
+
+STRIPE_REASON = r"lock stripe \d+ (damaged|unusable: .*|held by process \d+, which does not exist)"
 
 
 def expect_rebuilt(dv, since, reason_re):
@@ -330,6 +373,10 @@ STATE_CONF = "portguard_state_size = 1M\n"
     ("truncated", r"bad file size 100 \(truncated\?\)"),
     ("empty", r"bad file size 0 \(truncated\?\)"),
     ("random", r"bad magic"),
+    # these hung every login for good until the lock stripes were checked
+    # at open and lock waits were bounded
+    ("random-after-header", STRIPE_REASON),
+    ("stale-locks", r"lock stripe 0 held by process \d+, which does not exist"),
 ])
 def test_state_file_corrupt_before_start(how, reason):
     dv = make_instance("faults-state", 70, STATE_CONF)
@@ -338,7 +385,7 @@ def test_state_file_corrupt_before_start(how, reason):
         ban_by_aborts(dv, "127.0.8.2", 0)
         since = dv.log_size()
         restart_after(dv, lambda: corrupt(state_path(dv), how))
-        legit_login(dv, "127.0.8.1")
+        legit_login(dv, "127.0.8.1", timeout=15)
         expect_rebuilt(dv, since, reason)
         # the old ban is gone with the table; banning works again
         expect_greeting_starttls_port(dv, "127.0.8.2")
@@ -353,6 +400,7 @@ def test_state_file_corrupt_before_start(how, reason):
     ("empty", r"bad file size 0 \(truncated\?\)"),
     ("truncated", r"bad file size 100 \(truncated\?\)"),
     ("random", r"bad magic"),
+    ("random-after-header", STRIPE_REASON),
 ])
 def test_state_file_corrupt_while_running(how, reason):
     """An open session has the old table mapped: its next AUTH fails open
@@ -364,7 +412,8 @@ def test_state_file_corrupt_while_running(how, reason):
         since = dv.log_size()
         corrupt(state_path(dv), how)
 
-        # the session that had the table mapped: fails open
+        # the session that had the table mapped: fails open (bounded)
+        old.sock.settimeout(15)
         abort_auth(old)
         code, lines = old.cmd("AUTH PLAIN " + plain_b64())
         assert code == 235, lines
@@ -374,7 +423,7 @@ def test_state_file_corrupt_while_running(how, reason):
         print(line)
 
         # a new session: the file is rebuilt, counting and banning work
-        legit_login(dv, "127.0.8.12")
+        legit_login(dv, "127.0.8.12", timeout=15)
         expect_rebuilt(dv, since, reason)
         aborts(dv, "127.0.8.10", 2)
         assert table(dv)["127.0.8.10"]["failures"] == "2", table(dv)
