@@ -69,9 +69,9 @@ def make_instance(name, offset, conf=""):
 def crash_lines(dv, allow_kill9=False):
     """Panic/Fatal/"killed with signal" lines; allow_kill9: except the
     master's "Fatal: master: service(submission-login): child N killed with
-    signal 9" for the processes the test killed."""
+    signal 9 [last ip=...]" for the processes the test killed."""
     kill9 = re.compile(r"Fatal: master: service\(submission-login\): "
-                       r"child \d+ killed with signal 9$")
+                       r"child \d+ killed with signal 9( \[last ip=[^]]*\])?$")
     return [l for l in dv.log_text().splitlines()
             if (re.search(r"\b(Panic|Fatal):", l) or "killed with signal" in l)
             and not (allow_kill9 and kill9.search(l))]

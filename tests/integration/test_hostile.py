@@ -401,7 +401,7 @@ def test_client_hello_before_starttls(inst):
     s = raw_connect(dv, "starttls", src)
     try:
         s.sendall(client_hello())          # before even the greeting
-        data, closed = read_all(s, 4)
+        data, closed = read_all(s, 2)
     finally:
         s.close()
     print("ClientHello on the STARTTLS port: %r, closed=%s" % (data[:300], closed))
