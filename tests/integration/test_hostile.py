@@ -1,9 +1,9 @@
 """Hostile clients against a real Dovecot with portguard.
 
 Two private instances (ports PORTGUARD_TEST_PORT_BASE + 7010 and + 7020 +
-the well-known ports: offsets chosen so that no port is 0 or 500 apart from
-a port of the other test files, since helpers' port bases may be 500 or
-1000 apart; no imap), both with the defaults of the rate limiter (limit 5, shm state):
+the well-known ports: offsets chosen so that no port is congruent modulo 500
+to a port of the other test files, so that runs whose bases are a multiple
+of 500 apart never collide; no imap), both with the defaults of the rate limiter (limit 5, shm state):
 
   `hv`   the default login service (service_count = 1: one login process
          per connection), process_limit raised to 700 for the flood test;
