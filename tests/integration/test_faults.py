@@ -433,6 +433,44 @@ def test_state_file_corrupt_while_running(how, reason):
         dv.cleanup()
 
 
+def test_state_file_truncated_service_count_0():
+    """Long-lived login processes (service_count = 0) keep the table they
+    mapped at their start, as root, and cannot reopen it: after the file is
+    truncated they fail open ("table unusable until reopened") and nothing
+    rebuilds it.  The remedy (README): doveadm reload, whose new login
+    processes rebuild it."""
+    from test_hostile import HV0_CONF, login_pids
+    dv = make_instance("faults-state-sc0", 90, HV0_CONF + STATE_CONF)
+    try:
+        deadline = time.time() + 20
+        while len(login_pids(dv)) < 2 and time.time() < deadline:
+            time.sleep(0.1)
+        old_pids = login_pids(dv)
+        aborts(dv, "127.0.8.60", 1)
+        since = dv.log_size()
+        corrupt(state_path(dv), "empty")
+        # fail open: LIMIT aborts, no ban; the file stays truncated
+        aborts(dv, "127.0.8.61", LIMIT - 1)
+        aborts(dv, "127.0.8.61", 1)
+        expect_greeting_starttls_port(dv, "127.0.8.61")
+        assert dv.wait_log(STATE_ERROR_RE + r".*table unusable until reopened", since), \
+            dv.tail()
+        assert os.path.getsize(state_path(dv)) == 0
+        assert login_pids(dv) == old_pids
+
+        r = dv.doveadm("reload")
+        assert r.returncode == 0, r.stderr
+        deadline = time.time() + 20
+        while set(login_pids(dv)) & set(old_pids) and time.time() < deadline:
+            time.sleep(0.1)
+        legit_login(dv, "127.0.8.62", timeout=15)
+        expect_rebuilt(dv, since, r"bad file size 0 \(truncated\?\)")
+        ban_by_aborts(dv, "127.0.8.63", since)
+        assert not crash_lines(dv), "\n".join(crash_lines(dv))
+    finally:
+        dv.cleanup()
+
+
 # --------------------------------------------------------------------------
 # (c) Redis frozen in the middle of a session, Redis stopped
 
