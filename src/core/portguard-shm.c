@@ -33,6 +33,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -226,6 +228,121 @@ static void portguard_shm_attach(struct portguard_shm *shm, const char *path,
 	memcpy(shm->secret, shm->hdr->secret, sizeof(shm->secret));
 }
 
+static void portguard_shm_stripe_repair(struct portguard_shm *shm,
+					unsigned int stripe);
+
+/* The attributes of every stripe mutex: robust, process-shared. */
+static int portguard_shm_mutexattr_init(pthread_mutexattr_t *attr)
+{
+	int ret;
+
+	if ((ret = pthread_mutexattr_init(attr)) != 0)
+		return ret;
+	if ((ret = pthread_mutexattr_setpshared(attr,
+						PTHREAD_PROCESS_SHARED)) != 0 ||
+	    (ret = pthread_mutexattr_setrobust(attr,
+					       PTHREAD_MUTEX_ROBUST)) != 0)
+		(void)pthread_mutexattr_destroy(attr);
+	return ret;
+}
+
+/* Is this not a mutex made by portguard_shm_init()? Locking a damaged
+   one can hang, or abort inside glibc (a priority-inheritance type with
+   a made-up owner), so it is never attempted. glibc keeps the type in
+   the mutex; elsewhere nothing is checked. */
+static bool portguard_shm_mutex_damaged(const pthread_mutex_t *mutex)
+{
+#ifdef __GLIBC__
+	static int kind = -1;
+	pthread_mutexattr_t attr;
+	pthread_mutex_t ref;
+
+	if (kind == -1 && portguard_shm_mutexattr_init(&attr) == 0) {
+		if (pthread_mutex_init(&ref, &attr) == 0) {
+			kind = ref.__data.__kind;
+			(void)pthread_mutex_destroy(&ref);
+		}
+		(void)pthread_mutexattr_destroy(&attr);
+	}
+	return kind != -1 && mutex->__data.__kind != kind;
+#else
+	(void)mutex;
+	return false;
+#endif
+}
+
+static void portguard_shm_detach(struct portguard_shm *shm)
+{
+	(void)munmap(shm->map, (size_t)shm->size);
+	(void)close(shm->fd);
+	free(shm->path);
+	shm->path = NULL;
+	shm->map = NULL;
+	shm->fd = -1;
+}
+
+/* The thread id of a mutex's owner, or 0 if unknown. */
+static long portguard_shm_mutex_owner(pthread_mutex_t *mutex)
+{
+#ifdef __GLIBC__
+	/* glibc keeps the owner's thread id in the lock word of a robust
+	   mutex (FUTEX_TID_MASK) */
+	return (long)((unsigned int)mutex->__data.__lock & 0x3fffffffU);
+#else
+	(void)mutex;
+	return 0;
+#endif
+}
+
+/* Can every lock stripe of the attached table be used? Returns NULL, or
+   why not: a damaged mutex, or one held by a process that does not exist
+   (the file was copied or written back while a lock was held: nobody
+   would ever release it). A stripe held by a live process is fine, and a
+   lock abandoned by a process that died is repaired. */
+static const char *
+portguard_shm_check_stripes(struct portguard_shm *shm, char *buf,
+			    size_t bufsize)
+{
+	pthread_mutex_t *mutex;
+	unsigned int i;
+	long owner;
+	int ret;
+
+	for (i = 0; i < shm->stripe_count; i++) {
+		mutex = &shm->stripes[i].mutex;
+		if (portguard_shm_mutex_damaged(mutex)) {
+			(void)snprintf(buf, bufsize,
+				       "lock stripe %u damaged", i);
+			return buf;
+		}
+		ret = pthread_mutex_trylock(mutex);
+		if (ret == EOWNERDEAD) {
+			ret = pthread_mutex_consistent(mutex);
+			if (ret == 0)
+				portguard_shm_stripe_repair(shm, i);
+			(void)pthread_mutex_unlock(mutex);
+		} else if (ret == 0) {
+			(void)pthread_mutex_unlock(mutex);
+		} else if (ret == EBUSY) {
+			owner = portguard_shm_mutex_owner(mutex);
+			if (owner <= 0 || kill((pid_t)owner, 0) == 0 ||
+			    errno != ESRCH)
+				continue;
+			(void)snprintf(buf, bufsize, "lock stripe %u held by "
+				       "process %ld, which does not exist", i,
+				       owner);
+			return buf;
+		}
+		if (ret != 0) {
+			(void)snprintf(buf, bufsize,
+				       "lock stripe %u unusable: %s", i,
+				       strerror(ret));
+			return buf;
+		}
+	}
+	return NULL;
+}
+
 /* Open and map an existing file. Returns 1 if it is valid and has the
    wanted size, 0 if it is missing (reason_buf[0] == '\0') or unusable
    (reason_buf says why), -1 with *error_r on a system error. */
@@ -295,6 +412,17 @@ portguard_shm_open_existing(const char *path, uint64_t size,
 		return 0;
 	}
 	portguard_shm_attach(shm, path, fd, map, file_size);
+	if (shm->path == NULL) {
+		*error_r = "out of memory";
+		portguard_shm_detach(shm);
+		return -1;
+	}
+	reason = portguard_shm_check_stripes(shm, buf, sizeof(buf));
+	if (reason != NULL) {
+		(void)snprintf(reason_buf, reason_size, "%s", reason);
+		portguard_shm_detach(shm);
+		return 0;
+	}
 	return 1;
 }
 
@@ -364,11 +492,7 @@ static int portguard_shm_init(uint8_t *map, uint64_t size,
 		return -1;
 	hdr->checksum = portguard_shm_header_checksum(hdr);
 
-	if ((ret = pthread_mutexattr_init(&attr)) != 0 ||
-	    (ret = pthread_mutexattr_setpshared(&attr,
-						PTHREAD_PROCESS_SHARED)) != 0 ||
-	    (ret = pthread_mutexattr_setrobust(&attr,
-					       PTHREAD_MUTEX_ROBUST)) != 0) {
+	if ((ret = portguard_shm_mutexattr_init(&attr)) != 0) {
 		*error_r = portguard_shm_error(
 			"pthread_mutexattr setup failed: %s", strerror(ret));
 		return -1;
@@ -676,9 +800,28 @@ static int portguard_shm_lock(struct portguard_shm *shm, unsigned int stripe,
 			      const char **error_r)
 {
 	pthread_mutex_t *mutex = &shm->stripes[stripe].mutex;
+	struct timespec deadline;
 	int ret;
 
-	ret = pthread_mutex_lock(mutex);
+	if (portguard_shm_mutex_damaged(mutex)) {
+		*error_r = portguard_shm_error(
+			"%s: lock stripe %u damaged; table unusable until "
+			"reopened", shm->path, stripe);
+		return -1;
+	}
+	ret = pthread_mutex_trylock(mutex);
+	if (ret == EBUSY) {
+		/* bounded: see PORTGUARD_SHM_LOCK_TIMEOUT_MSECS */
+		(void)clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_sec += PORTGUARD_SHM_LOCK_TIMEOUT_MSECS / 1000;
+		deadline.tv_nsec +=
+			(PORTGUARD_SHM_LOCK_TIMEOUT_MSECS % 1000) * 1000000L;
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
+		ret = pthread_mutex_timedlock(mutex, &deadline);
+	}
 	if (ret == EOWNERDEAD) {
 		/* its owner died holding it; the data it guards is ours */
 		ret = pthread_mutex_consistent(mutex);
@@ -687,6 +830,13 @@ static int portguard_shm_lock(struct portguard_shm *shm, unsigned int stripe,
 			return 0;
 		}
 		(void)pthread_mutex_unlock(mutex);
+	}
+	if (ret == ETIMEDOUT) {
+		*error_r = portguard_shm_error(
+			"%s: locking stripe %u timed out after %u ms (held by "
+			"a stopped process, or left locked in a copied file?)",
+			shm->path, stripe, PORTGUARD_SHM_LOCK_TIMEOUT_MSECS);
+		return -1;
 	}
 	if (ret != 0) {
 		*error_r = portguard_shm_error(

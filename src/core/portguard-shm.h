@@ -23,7 +23,8 @@
      stalest that is not banned is evicted (oldest last_seen); if all are
      banned, the one whose ban ends first.
    - Corrupt or incompatible file (bad magic/version/sizes/checksum, wrong
-     file size): portguard_shm_open() rebuilds it (a fresh file renamed
+     file size, a lock stripe that is damaged or held by a process that
+     does not exist): portguard_shm_open() rebuilds it (a fresh file renamed
      over the old one, so processes still using the old mapping are not
      disturbed) and reports why in *warning_r. Files of the older layout
      (older layout versions) are rebuilt this way.
@@ -44,6 +45,13 @@
 
 #define PORTGUARD_SHM_WAYS 16
 #define PORTGUARD_SHM_MIN_SIZE (64 * 1024)
+/* Longest wait for a stripe lock. Locks are held for microseconds; one
+   held far longer belongs to a stopped process, or was left locked in a
+   file copied or written back while in use (its owner is gone without the
+   kernel ever marking the lock abandoned). The operation then fails
+   (portguard fails open or closed as configured) instead of hanging the
+   login. */
+#define PORTGUARD_SHM_LOCK_TIMEOUT_MSECS 1000
 
 struct portguard_shm;
 

@@ -59,7 +59,8 @@ def default_ports(base=None):
 # on base + 10*slot + 0..4 (slots 0..89), the Redis servers on base + 900 +
 # k (pgredis.redis_port).  Slots: 0 main (conftest), 1 exempt, 2 harness,
 # 10 + k rate limit (test_ratelimit), 20 + j Redis/doveadm (test_redis,
-# test_doveadm), 30 + k known users (test_lockout).
+# test_doveadm), 30 + k known users (test_lockout), 41-49 hostile clients and faults
+# (test_hostile, test_faults).
 INSTANCE_SLOTS = 90
 _SLOT_PORTS = {"unguarded": 0, "imap": 1, "implicit": 2, "implicit_plain": 3,
                "starttls": 4}

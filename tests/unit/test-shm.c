@@ -13,6 +13,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
+#include <pthread.h>
+#include <time.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <cmocka.h>
@@ -28,6 +31,10 @@
 #define HDR_MAGIC_OFFSET 0
 #define HDR_VERSION_OFFSET 8
 #define HDR_SECRET_OFFSET 48
+/* the lock stripes: 64 bytes each from offset 128; a 1 MiB table has 64 */
+#define STRIPES_OFFSET 128
+#define STRIPE_SIZE 64
+#define STRIPES_1M 64
 
 struct shm_test {
 	char dir[64];
@@ -1235,6 +1242,202 @@ static void test_shm_owner_died(void **state)
 	portguard_shm_close(&shm);
 }
 
+/* ---- stuck and damaged lock stripes ---- */
+
+/* Map path and lock every stripe with the library's own (robust,
+   process-shared) mutexes, as a process in the middle of an update
+   would hold one. */
+static uint8_t *lock_all_stripes(const char *path)
+{
+	uint8_t *map;
+	unsigned int i;
+	int fd;
+
+	fd = open(path, O_RDWR);
+	if (fd < 0)
+		return NULL;
+	map = mmap(NULL, SIZE_1M, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	(void)close(fd);
+	if (map == MAP_FAILED)
+		return NULL;
+	for (i = 0; i < STRIPES_1M; i++) {
+		if (pthread_mutex_lock((pthread_mutex_t *)(void *)
+				       (map + STRIPES_OFFSET +
+					i * STRIPE_SIZE)) != 0)
+			return NULL;
+	}
+	return map;
+}
+
+static bool copy_file(const char *from, const char *to)
+{
+	static uint8_t buf[SIZE_1M];
+	int in, out;
+	bool ok;
+
+	in = open(from, O_RDONLY);
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ok = in >= 0 && out >= 0 &&
+		pread(in, buf, sizeof(buf), 0) == (ssize_t)sizeof(buf) &&
+		pwrite(out, buf, sizeof(buf), 0) == (ssize_t)sizeof(buf);
+	if (in >= 0)
+		(void)close(in);
+	if (out >= 0)
+		(void)close(out);
+	return ok;
+}
+
+/* A copy of the file taken while every stripe was locked, by a process
+   that is gone (as after a crash of the host with the page written back,
+   or a backup restored): the locks would never be released. Opening the
+   copy rebuilds it; the original, whose locks the kernel marked as
+   abandoned, is repaired and kept. */
+static void test_shm_stale_locks(void **state)
+{
+	struct shm_test *t = *state;
+	struct portguard_shm *shm;
+	struct portguard_rl_key key;
+	const char *warning, *error;
+	char copy[160];
+	int status;
+	pid_t pid;
+
+	(void)snprintf(copy, sizeof(copy), "%s.copy", t->path);
+	shm = shm_open_ok(t->path, SIZE_1M);
+	key_n(&key, 7);
+	shm_set(shm, &key, T0, 1, 0);
+	portguard_shm_close(&shm);
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (lock_all_stripes(t->path) == NULL ||
+		    !copy_file(t->path, copy))
+			_exit(1);
+		_exit(0);       /* exits holding every lock */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	/* a hang here would be the bug: fail instead */
+	(void)alarm(20);
+	assert_int_equal(portguard_shm_open(copy, SIZE_1M, 0600, &shm,
+					    &warning, &error), 0);
+	assert_non_null(warning);
+	assert_non_null(strstr(warning, "which does not exist; file rebuilt"));
+	assert_false(shm_has(shm, &key));
+	shm_set(shm, &key, T0, 2, 0);
+	assert_true(shm_has(shm, &key));
+	portguard_shm_close(&shm);
+
+	shm = shm_open_ok(t->path, SIZE_1M);
+	assert_true(shm_has(shm, &key));
+	assert_int_equal(portguard_shm_count(shm), 1);
+	portguard_shm_close(&shm);
+	(void)alarm(0);
+}
+
+/* damaged mutexes behind a valid header: an error for a process that
+   has the table mapped, rebuilt at open */
+static void test_shm_damaged_stripes(void **state)
+{
+	struct shm_test *t = *state;
+	struct portguard_shm *shm;
+	struct portguard_rl_key key;
+	const char *warning, *error;
+	uint8_t junk[STRIPES_1M * STRIPE_SIZE];
+	int fd;
+
+	memset(junk, 0xff, sizeof(junk));
+	shm = shm_open_ok(t->path, SIZE_1M);
+	key_n(&key, 7);
+	shm_set(shm, &key, T0, 1, 0);
+	fd = open(t->path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, junk, sizeof(junk), STRIPES_OFFSET),
+			 (ssize_t)sizeof(junk));
+	(void)close(fd);
+
+	/* a process that has it mapped: errors, no hang, no abort */
+	(void)alarm(20);
+	error = NULL;
+	assert_int_equal(portguard_shm_update(shm, &key, T0, true, inc_func,
+					      NULL, &error), -1);
+	assert_non_null(error);
+	assert_non_null(strstr(error, "damaged"));
+	portguard_shm_close(&shm);
+
+	assert_int_equal(portguard_shm_open(t->path, SIZE_1M, 0600, &shm,
+					    &warning, &error), 0);
+	(void)alarm(0);
+	assert_non_null(warning);
+	assert_non_null(strstr(warning, "lock stripe 0 damaged"));
+	assert_non_null(strstr(warning, "; file rebuilt"));
+	assert_false(shm_has(shm, &key));
+	shm_set(shm, &key, T0, 2, 0);
+	assert_true(shm_has(shm, &key));
+	portguard_shm_close(&shm);
+}
+
+/* a lock held by a process that never lets go (stopped, hung): operations
+   fail after the timeout instead of hanging; once it is gone they work
+   again */
+static void test_shm_lock_timeout(void **state)
+{
+	struct shm_test *t = *state;
+	struct portguard_shm *shm = shm_open_ok(t->path, SIZE_1M);
+	struct portguard_rl_entry entry;
+	struct portguard_rl_key key;
+	struct timespec t0, t1;
+	const char *error;
+	long msecs;
+	int pipefd[2], status;
+	char c;
+	pid_t pid;
+
+	key_n(&key, 7);
+	shm_set(shm, &key, T0, 1, 0);
+	assert_int_equal(pipe(pipefd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (lock_all_stripes(t->path) == NULL)
+			_exit(1);
+		if (write(pipefd[1], "x", 1) != 1)
+			_exit(2);
+		/* hold the locks; gone by itself should the parent fail */
+		(void)alarm(30);
+		for (;;)
+			(void)pause();
+	}
+	assert_int_equal(read(pipefd[0], &c, 1), 1);
+
+	(void)alarm(20);
+	error = NULL;
+	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(portguard_shm_lookup(shm, &key, &entry, &error), -1);
+	(void)clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_non_null(error);
+	assert_non_null(strstr(error, "timed out after 1000 ms"));
+	msecs = (t1.tv_sec - t0.tv_sec) * 1000 +
+		(t1.tv_nsec - t0.tv_nsec) / 1000000;
+	/* waited for the timeout (at least), not forever */
+	assert_true(msecs >= PORTGUARD_SHM_LOCK_TIMEOUT_MSECS - 10);
+	assert_int_equal(portguard_shm_update(shm, &key, T0, true, inc_func,
+					      NULL, &error), -1);
+
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(portguard_shm_update(shm, &key, T0, true, inc_func,
+					      NULL, &error), 1);
+	assert_int_equal(portguard_shm_lookup(shm, &key, &entry, &error), 1);
+	assert_int_equal(entry.last_ban_start, 2);
+	(void)alarm(0);
+	(void)close(pipefd[0]);
+	(void)close(pipefd[1]);
+	portguard_shm_close(&shm);
+}
+
 /* two processes creating the file at once: both end up on one file */
 static void test_shm_racing_creators(void **state)
 {
@@ -1296,6 +1499,9 @@ int main(void)
 		SHM_TEST(test_shm_concurrency),
 		SHM_TEST(test_shm_owner_died),
 		SHM_TEST(test_shm_racing_creators),
+		SHM_TEST(test_shm_stale_locks),
+		SHM_TEST(test_shm_damaged_stripes),
+		SHM_TEST(test_shm_lock_timeout),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
