@@ -57,15 +57,16 @@ service submission-login {
 }
 """
 
+# service_count = 0 (2.3) is restart_request_count = unlimited in 2.4
 HV0_CONF = """
 default_client_limit = 3000
 service submission-login {
-  service_count = 0
+  %s
   process_min_avail = 2
   process_limit = 2
   client_limit = 1000
 }
-"""
+""" % ("restart_request_count = unlimited" if pgdovecot.is_24() else "service_count = 0")
 
 
 # --------------------------------------------------------------------------
