@@ -479,8 +479,7 @@ def test_redis_frozen_mid_session_and_stopped():
     dv = None
     try:
         dv = make_instance("faults-redis", 80,
-                           "portguard_state = dict:redis:host=127.0.0.1:port=%d\n"
-                           % redis.port)
+                           pgdovecot.redis_state_conf(redis.port))
         banned = "127.0.8.30"
         ban_by_aborts(dv, banned, 0)
         assert redis.get("portguard/b/%s" % banned)
