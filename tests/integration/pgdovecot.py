@@ -810,11 +810,16 @@ def sanitizer_env(directory, prog):
 
 
 def symbolize(text):
-    """Add file:line to the unsymbolized frames "(module+0xoff)" that a
-    chrooted process prints (it cannot open its own binaries)."""
+    """Add function and file:line to the unsymbolized frames
+    "(module+0xoff)" of our plugins that a chrooted process prints (it
+    cannot open its own binaries to symbolize them)."""
+    ours = os.path.realpath(plugin_dir()) + os.sep
+
     def one(m):
         module, off = m.group(1), m.group(2)
-        if not os.path.exists(module):
+        # only our own modules: Dovecot's have no debug info here, and
+        # addr2line would name the nearest exported symbol instead
+        if not os.path.realpath(module).startswith(ours):
             return m.group(0)
         r = run(["addr2line", "-f", "-i", "-p", "-e", module, off], check=False)
         where = r.stdout.strip().replace("\n", " / ")
