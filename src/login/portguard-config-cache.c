@@ -17,6 +17,24 @@
    only trusted if owned by root and not writable by others. */
 
 #include "login-common.h"
+#include "portguard-compat.h"
+#include "portguard-config-cache.h"
+
+#if DOVECOT_PREREQ(2, 4, 0)
+/* 2.4 gives every process its whole configuration at start: no config
+   request to save. */
+int portguard_config_cache_read(pool_t pool ATTR_UNUSED,
+				const struct portguard_settings **set_r ATTR_UNUSED,
+				bool *uses_filters_r ATTR_UNUSED)
+{
+	return -1;
+}
+
+void portguard_config_cache_write(const struct portguard_settings *set ATTR_UNUSED,
+				  bool uses_filters ATTR_UNUSED)
+{
+}
+#else
 #include "str.h"
 #include "strescape.h"
 #include "read-full.h"
@@ -26,7 +44,6 @@
 #include "master-service-settings.h"
 #include "settings-parser.h"
 #include "portguard-settings.h"
-#include "portguard-config-cache.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -209,3 +226,4 @@ void portguard_config_cache_write(const struct portguard_settings *set,
 	if (close(fd) < 0 || rename(tmp_path, path) < 0)
 		i_unlink_if_exists(tmp_path);
 }
+#endif
