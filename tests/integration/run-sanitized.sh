@@ -16,7 +16,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 builddir=${PORTGUARD_BUILDDIR:-$top}
 out=$top/build-asan
-cflags="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer"
+cflags="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 
 if [ ! -f "$builddir/Makefile" ]; then
 	echo "run-sanitized.sh: $builddir is not configured (run ./configure)" >&2
