@@ -287,6 +287,16 @@ def add_breakdown(acc, before, after):
             acc[comm] = acc.get(comm, 0) + t1 - before[pid][1]
 
 
+def redis_calls(redis):
+    """{command: calls} from redis-server's INFO commandstats."""
+    out = {}
+    for line in redis.cli("INFO", "commandstats").stdout.splitlines():
+        if line.startswith("cmdstat_"):
+            name, rest = line[8:].split(":", 1)
+            out[name] = int(rest.split(",")[0].split("=")[1])
+    return out
+
+
 def fmt_ratio(x, y):
     return "%.3f" % (x / y) if y else "-"
 
@@ -346,6 +356,7 @@ def measure(args, service_count, mounts_ready, libs):
         cpu_ns = {v: 0 for v in VARIANTS}
         round_cpu = {v: [] for v in VARIANTS}
         r0 = proc_ticks(redis.pid)
+        calls0 = redis_calls(redis)
         load0 = br.loadavg()
         t_run = time.perf_counter()
         longlived = {v: {} for v in VARIANTS}
@@ -381,6 +392,7 @@ def measure(args, service_count, mounts_ready, libs):
             p.send_signal(signal.SIGINT)
             p.wait()
         redis_ms = (proc_ticks(redis.pid) - r0) * 1000.0 / os.sysconf("SC_CLK_TCK")
+        calls1 = redis_calls(redis)
         load1 = br.loadavg()
 
         n = {v: len(walls[v]) for v in VARIANTS}
@@ -429,6 +441,11 @@ def measure(args, service_count, mounts_ready, libs):
             rest = cpu[v] - sum(per.values())
             print("| %s | " % v + " | ".join("%.3f" % per[k] for k in names)
                   + " | %.3f |" % rest)
+        print()
+        print("Redis commands per C connection: %s" % (", ".join(
+            "%s %.2f" % (k, (calls1.get(k, 0) - calls0.get(k, 0)) / n["C"])
+            for k in sorted(calls1)
+            if calls1.get(k, 0) - calls0.get(k, 0) > 0 and k != "info") or "none"))
         ok_cpu = cpu["B"] / cpu["A"] <= 1.02
         ok_lat = med["B"] / med["A"] <= 1.05
         print("targets with shm state (B vs A): CPU ratio %.3f (<= 1.02: %s), "
@@ -442,6 +459,8 @@ def measure(args, service_count, mounts_ready, libs):
                 print("note: %d error lines in %s's log, e.g. %s"
                       % (len(bad), v, bad[0]))
         sys.stdout.flush()
+        return {"cpu": cpu, "med": med, "p99": p99, "n": n["A"],
+                "redis": redis_ms / n["C"], "load": (load0, load1)}
     finally:
         for v in list(inst):
             try:
@@ -456,6 +475,46 @@ def measure(args, service_count, mounts_ready, libs):
             os.rmdir(cg_parent)
         except OSError as e:
             print("warning: %s: %s" % (cg_parent, e), file=sys.stderr)
+
+
+def print_summary(res):
+    """One table of ratios for the README: plugin vs no plugin, refusal vs
+    a full login with the plugin."""
+    scs = sorted(res, reverse=True)
+    print()
+    print("### Summary (ratios; service_count = %s)"
+          % " and ".join(str(sc) for sc in scs))
+    print()
+    head = "| what | compared with |"
+    sep = "| --- | --- |"
+    for sc in scs:
+        head += " CPU, sc=%d | median latency, sc=%d |" % (sc, sc)
+        sep += " ---: | ---: |"
+    print(head)
+    print(sep)
+    rows = [("B plugin, shm state", "A no plugin", "B", "A"),
+            ("C plugin, Redis state (Dovecot only)", "A no plugin", "C", "A"),
+            ("D banned, ban_action = reply", "B full login with plugin", "D", "B"),
+            ("E banned, ban_action = drop", "B full login with plugin", "E", "B")]
+    for what, ref, v, w in rows:
+        line = "| %s | %s |" % (what, ref)
+        for sc in scs:
+            r = res[sc]
+            line += " %.3f | %.3f |" % (r["cpu"][v] / r["cpu"][w],
+                                       r["med"][v] / r["med"][w])
+        print(line)
+    line = "| C + redis-server CPU | A no plugin |"
+    for sc in scs:
+        r = res[sc]
+        line += " %.3f | - |" % ((r["cpu"]["C"] + r["redis"]) / r["cpu"]["A"])
+    print(line)
+    print()
+    for sc in scs:
+        r = res[sc]
+        print("service_count = %d: A %.2f ms CPU/conn, median %.2f ms, "
+              "N = %d per variant, load average %s -> %s"
+              % (sc, r["cpu"]["A"], r["med"]["A"], r["n"], r["load"][0],
+                 r["load"][1]))
 
 
 def run(args):
@@ -479,8 +538,10 @@ def run(args):
         print("\n".join(br.machine_info()))
         print("uptime: %s" % subprocess.run(["uptime"], stdout=subprocess.PIPE,
                                             text=True).stdout.strip())
+        res = {}
         for sc in ([1] if args.no_service_count_0 else [1, 0]):
-            measure(args, sc, True, libs)
+            res[sc] = measure(args, sc, True, libs)
+        print_summary(res)
         print()
         print("uptime: %s" % subprocess.run(["uptime"], stdout=subprocess.PIPE,
                                             text=True).stdout.strip())
