@@ -415,13 +415,14 @@ def measure(args, service_count, mounts_ready, libs):
                  load0, load1))
         print()
         print("| variant | median ms | p99 ms | CPU ms/conn | median / A "
-              "| CPU / A | CPU / A per round (min..max) | CPU / B |")
+              "| CPU / A | CPU / A per round: min, median, max | CPU / B |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for v in VARIANTS:
-            print("| %s %s | %.2f | %.2f | %.3f | %s | %s | %.3f..%.3f | %s |"
+            print("| %s %s | %.2f | %.2f | %.3f | %s | %s | %.3f, %.3f, %.3f | %s |"
                   % (v, DESCR[v], med[v], p99[v], cpu[v],
                      fmt_ratio(med[v], med["A"]), fmt_ratio(cpu[v], cpu["A"]),
-                     rr[v][0], rr[v][-1], fmt_ratio(cpu[v], cpu["B"])))
+                     rr[v][0], statistics.median(rr[v]), rr[v][-1],
+                     fmt_ratio(cpu[v], cpu["B"])))
         print()
         print("redis-server (C's state) CPU: %.3f ms/conn of C, not in C's "
               "figure; C + redis-server / A = %s"
