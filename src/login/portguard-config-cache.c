@@ -23,15 +23,17 @@
 #if DOVECOT_PREREQ(2, 4, 0)
 /* 2.4 gives every process its whole configuration at start: no config
    request to save. */
-int portguard_config_cache_read(pool_t pool ATTR_UNUSED,
-				const struct portguard_settings **set_r ATTR_UNUSED,
-				bool *uses_filters_r ATTR_UNUSED)
+int portguard_config_cache_read(
+	pool_t pool ATTR_UNUSED,
+	const struct portguard_settings **set_r ATTR_UNUSED,
+	bool *uses_filters_r ATTR_UNUSED)
 {
 	return -1;
 }
 
-void portguard_config_cache_write(const struct portguard_settings *set ATTR_UNUSED,
-				  bool uses_filters ATTR_UNUSED)
+void portguard_config_cache_write(
+	const struct portguard_settings *set ATTR_UNUSED,
+	bool uses_filters ATTR_UNUSED)
 {
 }
 #else
@@ -65,10 +67,11 @@ static bool portguard_config_cache_key(const char **key_r)
 
 	if (fstat(MASTER_STATUS_FD, &st) < 0 || !S_ISFIFO(st.st_mode))
 		return FALSE;
-	*key_r = t_strdup_printf("portguard-settings-cache 1\t%s\t%ld\t%llu\t%llu",
-				 login_binary->process_name, (long)getppid(),
-				 (unsigned long long)st.st_dev,
-				 (unsigned long long)st.st_ino);
+	*key_r = t_strdup_printf(
+		"portguard-settings-cache 1\t%s\t%ld\t%llu\t%llu",
+		login_binary->process_name, (long)getppid(),
+		(unsigned long long)st.st_dev,
+		(unsigned long long)st.st_ino);
 	return TRUE;
 }
 
