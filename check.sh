@@ -246,6 +246,24 @@ if [ "$rc" -ne 0 ]; then
 	exit "$rc"
 fi
 
+# ---- begin: integration suite under ASan + UBSan ----
+# The whole integration suite again with the login and doveadm plugins
+# built with -fsanitize=address,undefined out of tree (build-asan/): every
+# submission-login through a wrapper that preloads libasan + libubsan, and
+# doveadm likewise; any sanitizer report fails the test
+# (tests/integration/README.md, "Sanitizers"). About 3 minutes. The
+# valgrind run below stays (1 min 40 s): it checks leaks in the chrooted
+# login process, which LeakSanitizer cannot.
+step "tests/integration/run-sanitized.sh"
+rc=0
+timeout "${PORTGUARD_CHECK_TIMEOUT:-1200}" tests/integration/run-sanitized.sh -q || rc=$?
+if [ "$rc" -ne 0 ]; then
+	echo
+	echo "check.sh: FAILED (integration tests under ASan/UBSan, exit $rc)" >&2
+	exit "$rc"
+fi
+# ---- end: integration suite under ASan + UBSan ----
+
 # The TLS-rule integration tests again with every submission-login process
 # under valgrind (memcheck, leaks): any report fails them.
 step "valgrind: tests/integration/run.sh (test_submission, test_exempt)"

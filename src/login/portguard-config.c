@@ -17,6 +17,7 @@
 #include "settings-parser.h"
 #include "portguard-settings.h"
 #include "portguard-config.h"
+#include "portguard-config-cache.h"
 
 #if PORTGUARD_SETTINGS_24
 #include "settings.h"
@@ -126,6 +127,24 @@ int portguard_config_read(pool_t pool,
 	void **sets;
 	const char *error;
 
+	/* the global settings: from this service generation's cache if an
+	   earlier login process left one (saves a config request) */
+	if (local_ip == NULL && remote_ip == NULL && local_name == NULL &&
+	    set_r != NULL &&
+	    portguard_config_cache_read(pool, set_r, uses_filters_r) == 0) {
+		set = *set_r;
+		if (portguard_policy_init(policy_r,
+					  set->portguard_implicit_tls_ports,
+					  set->portguard_starttls_ports,
+					  set->portguard_tls_exempt_networks,
+					  set->portguard_min_tls_protocol,
+					  set->portguard_log_tls, &error) < 0) {
+			*error_r = t_strdup(error);
+			return -1;
+		}
+		return 0;
+	}
+
 	i_zero(&input);
 	input.roots = roots;
 	input.module = "portguard";
@@ -166,6 +185,8 @@ int portguard_config_read(pool_t pool,
 	}
 	if (set_r != NULL)
 		*set_r = settings_dup(&portguard_setting_parser_info, set, pool);
+	if (local_ip == NULL && remote_ip == NULL && local_name == NULL)
+		portguard_config_cache_write(set, *uses_filters_r);
 	return 0;
 }
 #endif

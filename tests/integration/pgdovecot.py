@@ -15,6 +15,7 @@ stopped.  Needs root (Dovecot drops to its own users).
 import argparse
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -59,7 +60,7 @@ def default_ports(base=None):
 # on base + 10*slot + 0..4 (slots 0..89), the Redis servers on base + 900 +
 # k (pgredis.redis_port).  Slots: 0 main (conftest), 1 exempt, 2 harness,
 # 10 + k rate limit (test_ratelimit), 20 + j Redis/doveadm (test_redis,
-# test_doveadm), 30 + k known users (test_lockout), 41-49 hostile clients and faults
+# test_doveadm), 30 + k known users (test_lockout), 41-49 hostile clients and faults, 50 settings cache
 # (test_hostile, test_faults).
 INSTANCE_SLOTS = 90
 _SLOT_PORTS = {"unguarded": 0, "imap": 1, "implicit": 2, "implicit_plain": 3,
@@ -364,7 +365,7 @@ service submission-login {{
 
 {metrics}
 {plugin_conf}
-{extra}
+{sanitizer_conf}{extra}
 """
 
 
@@ -440,7 +441,7 @@ service submission-login {{
 
 {metrics}
 {plugin_conf}
-{extra}
+{sanitizer_conf}{extra}
 """
 
 IMAP_SERVICE_TEMPLATE = """\
@@ -579,13 +580,15 @@ class Dovecot:
             ports=self.ports, plugin_conf=plugin_conf,
             protocols="submission imap" if self.imap else "submission",
             imap_service=IMAP_SERVICE_TEMPLATE.format(ports=self.ports) if self.imap else "",
-            login_exec=valgrind_login_exec(self.dir),
+            login_exec=valgrind_login_exec(self.dir) + sanitizer_login_exec(self.dir),
+            sanitizer_conf=sanitizer_conf(),
             metrics="".join(metric_conf(*m) for m in DEFAULT_METRICS),
             extra=self.extra_conf if extra is None else extra)
 
     def write_config(self):
         for sub in ("run", "state"):
             os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
+        sanitizer_prepare(self.dir)
         with open(self.conf, "w") as f:
             f.write(self.config_text())
 
@@ -650,6 +653,7 @@ class Dovecot:
             self.sink = None
 
         check_valgrind_logs(self.dir)
+        check_sanitizer_reports(self.dir)
 
     def restart(self, timeout=20):
         """Stop the master and start it again in the same directory:
@@ -712,7 +716,8 @@ class Dovecot:
                    check=False)
 
     def doveadm(self, *args):
-        return run([dovecot_bin("doveadm"), "-c", self.conf] + list(args), check=False)
+        return run([dovecot_bin("doveadm"), "-c", self.conf] + list(args),
+                   check=False, env=sanitizer_env(self.dir, "doveadm"))
 
 
 # --------------------------------------------------------------------------
@@ -870,6 +875,168 @@ def check_valgrind_logs(directory):
     if bad:
         raise AssertionError("valgrind reported errors in submission-login:\n"
                              + "\n".join(bad))
+
+
+# -- AddressSanitizer + UBSan ----------------------------------------------
+# PORTGUARD_TEST_SANITIZE=1 (tests/integration/run-sanitized.sh): the plugins
+# in PORTGUARD_PLUGIN_DIR are built with -fsanitize=address,undefined.
+# Every submission-login process is started through a wrapper script that
+# preloads gcc's libasan + libubsan and sets ASAN_OPTIONS/UBSAN_OPTIONS;
+# doveadm gets the same environment.  Reports go to files in
+# sanitizer_dir(); stopping the instance fails if there is any.
+#
+# The login process chroots to base_dir/login after plugin init, and the
+# sanitizers open their log file only when they report: one absolute path
+# has to work on both sides of the chroot.  sanitizer_dir() is
+# <base_dir>/login/sanitizer, and inside the chroot dir a relative symlink
+# <base_dir>/login/<base_dir>/login -> ../.. (to the chroot root) makes
+# the same string lead to the same directory after the chroot.
+
+SANITIZER_REPORT_RE = re.compile(
+    r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|"
+    r"runtime error: ")
+
+
+def sanitizing():
+    return os.environ.get("PORTGUARD_TEST_SANITIZE") == "1"
+
+
+def sanitizer_dir(directory):
+    return os.path.join(directory, "run", "login", "sanitizer")
+
+
+def sanitizer_runtime():
+    """LD_PRELOAD value: gcc's libasan and libubsan (asan first)."""
+    libs = []
+    for name in ("libasan.so", "libubsan.so"):
+        path = run(["gcc", "-print-file-name=" + name]).stdout.strip()
+        if not os.path.isabs(path):
+            raise RuntimeError("gcc -print-file-name=%s: not found" % name)
+        libs.append(os.path.realpath(path))
+    return " ".join(libs)
+
+
+def sanitizer_options(directory, prog, leaks):
+    """(ASAN_OPTIONS, UBSAN_OPTIONS) writing reports to
+    sanitizer_dir()/<prog>-{asan,ubsan}.<pid>."""
+    rep = sanitizer_dir(directory)
+    asan = ("log_path=%s/%s-asan:detect_leaks=%d:halt_on_error=1:"
+            "abort_on_error=0:exitcode=86:detect_stack_use_after_return=1:"
+            "strict_string_checks=1:check_initialization_order=1"
+            % (rep, prog, 1 if leaks else 0))
+    if leaks:
+        asan += ":suppressions=%s" % os.path.join(
+            os.path.dirname(os.path.abspath(__file__)), "lsan.supp")
+    ubsan = ("log_path=%s/%s-ubsan:print_stacktrace=1:halt_on_error=1:"
+             "abort_on_error=0" % (rep, prog))
+    return asan, ubsan
+
+
+def sanitizer_prepare(directory):
+    """Create the report dir and the chroot symlink (before the master
+    starts: it only removes sockets from base_dir/login)."""
+    if not sanitizing():
+        return
+    login = os.path.join(directory, "run", "login")
+    rep = sanitizer_dir(directory)
+    os.makedirs(rep, exist_ok=True)
+    os.chmod(rep, 0o1777)          # the login processes run as dovenull
+    # the mode and owner the master gives base_dir/login, or it warns
+    os.chown(login, 0, pwd.getpwnam("dovenull").pw_gid)
+    os.chmod(login, 0o750)
+    inner = login + os.path.abspath(login)   # <login>/<abs path of login>
+    os.makedirs(os.path.dirname(inner), mode=0o755, exist_ok=True)
+    if not os.path.islink(inner):
+        os.symlink(os.path.relpath(login, os.path.dirname(inner)), inner)
+    wrapper = os.path.join(directory, "sanitizer-login.sh")
+    asan, ubsan = sanitizer_options(directory, "submission-login", False)
+    with open(wrapper, "w") as f:
+        f.write("#!/bin/sh\n"
+                "# Generated by pgdovecot.py: submission-login with the\n"
+                "# sanitizer runtimes of the plugin's -fsanitize build.\n"
+                "LD_PRELOAD='%s'\n"
+                "ASAN_OPTIONS='%s'\n"
+                "UBSAN_OPTIONS='%s'\n"
+                "export LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS\n"
+                'exec /usr/lib/dovecot/submission-login "$@"\n'
+                % (sanitizer_runtime(), asan, ubsan))
+    os.chmod(wrapper, 0o755)
+
+
+def sanitizer_login_exec(directory):
+    if not sanitizing():
+        return ""
+    # ASan reserves terabytes of virtual shadow memory: no vsz_limit
+    return ("  executable = %s/sanitizer-login.sh\n"
+            "  vsz_limit = 0\n" % directory)
+
+
+def sanitizer_conf():
+    """doveadm (and doveconf's exec back into it) keeps only the variables
+    in import_environment: keep the sanitizer runtime and its options.
+    The master itself is started without them, so no other process gets
+    them."""
+    if not sanitizing():
+        return ""
+    return ("import_environment = TZ CORE_OUTOFMEM CORE_ERROR LISTEN_PID "
+            "LISTEN_FDS NOTIFY_SOCKET LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS\n")
+
+
+def sanitizer_env(directory, prog):
+    """Environment for a tool run (doveadm) that loads a sanitized plugin;
+    None (inherit) when not sanitizing."""
+    if not sanitizing():
+        return None
+    env = dict(os.environ)
+    asan, ubsan = sanitizer_options(directory, prog, True)
+    env.update(LD_PRELOAD=sanitizer_runtime(), ASAN_OPTIONS=asan,
+               UBSAN_OPTIONS=ubsan)
+    return env
+
+
+def symbolize(text):
+    """Add function and file:line to the unsymbolized frames
+    "(module+0xoff)" of our plugins that a chrooted process prints (it
+    cannot open its own binaries to symbolize them)."""
+    ours = os.path.realpath(plugin_dir()) + os.sep
+
+    def one(m):
+        module, off = m.group(1), m.group(2)
+        # only our own modules: Dovecot's have no debug info here, and
+        # addr2line would name the nearest exported symbol instead
+        if not os.path.realpath(module).startswith(ours):
+            return m.group(0)
+        r = run(["addr2line", "-f", "-i", "-p", "-e", module, off], check=False)
+        where = r.stdout.strip().replace("\n", " / ")
+        return "%s [%s]" % (m.group(0), where) if where else m.group(0)
+    return re.sub(r"\((/[^()\s]+)\+(0x[0-9a-f]+)\)", one, text)
+
+
+def check_sanitizer_reports(directory):
+    """Fail on any sanitizer report file, or report text in the log."""
+    if not sanitizing():
+        return
+    bad = []
+    rep = sanitizer_dir(directory)
+    try:
+        names = sorted(os.listdir(rep))
+    except FileNotFoundError:
+        names = []
+    for name in names:
+        path = os.path.join(rep, name)
+        with open(path, errors="replace") as f:
+            text = f.read()
+        if text.strip():
+            bad.append("%s:\n%s" % (path, symbolize(text[-8000:])))
+    try:
+        with open(os.path.join(directory, "dovecot.log"), errors="replace") as f:
+            lines = [l for l in f if SANITIZER_REPORT_RE.search(l)]
+    except FileNotFoundError:
+        lines = []
+    if lines:
+        bad.append("dovecot.log:\n" + "".join(lines[:50]))
+    if bad:
+        raise AssertionError("sanitizer reports:\n" + "\n".join(bad))
 
 
 def stop_stale_master(directory, timeout=20):

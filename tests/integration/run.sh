@@ -40,9 +40,13 @@ fi
 settingsdir=$moduledir/settings
 doveadmdir=$moduledir/doveadm
 
-plugin_so=$builddir/.libs/lib20_portguard_plugin.so
+# PORTGUARD_PLUGIN_DIR: where the login and doveadm plugins are (e.g. a
+# sanitized build, run-sanitized.sh); the settings module always comes
+# from the build dir (doveconf and the config process load it unwrapped).
+plugin_dir=${PORTGUARD_PLUGIN_DIR:-$builddir/.libs}
+plugin_so=$plugin_dir/lib20_portguard_plugin.so
 settings_so=$builddir/.libs/libportguard_settings.so
-doveadm_so=$builddir/.libs/lib10_doveadm_portguard_plugin.so
+doveadm_so=$plugin_dir/lib10_doveadm_portguard_plugin.so
 if [ "${PORTGUARD_TEST_NO_PLUGIN:-}" != 1 ]; then
 	for f in "$plugin_so" "$settings_so" "$doveadm_so"; do
 		if [ ! -f "$f" ]; then
