@@ -44,7 +44,10 @@ LIMIT = 5
 
 # auth_failure_delay = 0: Dovecot answers failures at once (the anvil
 # penalty still applies); metrics show the plugin's events with their fields
-RL_CONF = ("\nauth_failure_delay = 0\n" +
+# portguard_known_user_period = 0: here every failure counts against the
+# address (a success followed by failures of the same user would otherwise
+# count against that user first); known users: test_lockout.py
+RL_CONF = ("\nauth_failure_delay = 0\nportguard_known_user_period = 0\n" +
            pgdovecot.metric_conf("portguard_ban", "event=portguard_ban",
                                  ("key", "ban_level", "monitor")) +
            pgdovecot.metric_conf("portguard_refused_banned",
