@@ -12,11 +12,17 @@
 #   PORTGUARD_CONFIGURE_ARGS  extra arguments for ./configure
 #   PORTGUARD_CHECK_TIMEOUT   seconds allowed for "make check" (default 1200)
 #   PORTGUARD_ALLOW_SKIP=1    do not fail on skipped tests when CI=true
-#   PORTGUARD_FUZZ_SECONDS    seconds per fuzz harness (default 20)
+#   PORTGUARD_FUZZ_SECONDS    seconds per fuzz harness (default 10)
+#   PORTGUARD_TEST_PORT_BASE  test ports: the host uses base..base+999, the
+#                             Dovecot 2.4 chroot run base+1000.. (default 10000)
+#   PORTGUARD_DOVECOT24=no    leave out the Dovecot 2.4 chroot run (not
+#                             under CI=true)
+#   PORTGUARD_PKG_SMOKE=0     leave out the Debian package test
+#   PORTGUARD_PKG_DEBIAN13=0  leave out its Debian 13 (chroot) part
 set -euo pipefail
 
 usage() {
-	sed -n '2,15s/^# \{0,1\}//p' "$0"
+	sed -n '2,21s/^# \{0,1\}//p' "$0"
 }
 
 want_deps=yes
