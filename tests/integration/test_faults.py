@@ -115,7 +115,8 @@ def table(dv, timeout=60):
     lock that can never be taken would hang it)."""
     r = subprocess.run([pgdovecot.dovecot_bin("doveadm"), "-c", dv.conf, "-f", "json",
                         "portguard", "list"], capture_output=True, text=True,
-                       timeout=timeout)
+                       timeout=timeout,
+                       env=pgdovecot.sanitizer_env(dv.dir, "doveadm"))
     assert r.returncode == 0, r.stderr
     return {e["key"]: e for e in json.loads(r.stdout)}
 
