@@ -559,6 +559,10 @@ def test_redis_frozen_mid_session_and_stopped():
 RELOAD_DROP_RE = re.compile(
     r"Disconnected: Internal login failure.*rip=127\.0\.0\.3,"
     r"|submission-login: Fatal: Error reading configuration: .*"
+    r"Connection reset by peer"
+    # Dovecot 2.4's wording of the same (a login process starting while the
+    # config process restarts)
+    r"|submission-login: Fatal: Failed to read configuration: .*"
     r"Connection reset by peer")
 
 
@@ -584,9 +588,12 @@ def test_reload_during_traffic():
         t.start()
 
         since = dv.log_size()
+        reload_windows = []
         for _ in range(3):
             time.sleep(1.5)
+            t0 = time.time()
             r = dv.doveadm("reload")
+            reload_windows.append((t0 - 0.5, time.time() + 2.0))
             assert r.returncode == 0, r.stderr
             # logins go on after every reload
             assert dv.legit.wait_progress(2), "no legitimate login after a reload"
@@ -594,8 +601,15 @@ def test_reload_during_traffic():
         t.join(TIMEOUT)
         reloads = wait_lines(dv, r"master: Warning: SIGHUP received - reloading", since,
                              count=3)
-        failures = dv.legit.take_failures()
+        failures, failure_times = dv.legit.take_failures(with_times=True)
         dropped = [l for l in dv.log_since(since).splitlines() if RELOAD_DROP_RE.search(l)]
+        if pgdovecot.is_24():
+            # Dovecot 2.4 also drops a login in flight at a reload, without
+            # the 2.3 log lines above: a failure right at a reload counts
+            # as such a drop there
+            at_reload = [f for f, t in zip(failures, failure_times)
+                         if any(a <= t <= b for a, b in reload_windows)]
+            dropped += ["(2.4) failed at a reload: " + f for f in at_reload]
         print("\n%d reloads, legitimate logins %d, failed %d (Dovecot's reload "
               "drops: %d lines), hostile clients: %d errors"
               % (len(reloads), dv.legit.count(), len(failures), len(dropped),
@@ -607,7 +621,12 @@ def test_reload_during_traffic():
             % ("\n".join(failures), "\n".join(dropped))
         # the hostile client's sessions may be dropped the same way, but
         # never refused for a ban (2 aborts per address)
-        assert not [e for e in hostile_errors if "421" in e], hostile_errors
+        assert not [e for e in hostile_errors if "421 4.7.0" in e], hostile_errors
+        if pgdovecot.is_24():
+            # 2.4 greets a client whose login process lost its auth
+            # connection to the reload with "421 4.3.2 ... Auth process
+            # broken": Dovecot's drop, not portguard's
+            dropped += [e for e in hostile_errors if "Auth process broken" in e]
         assert len(hostile_errors) <= len(dropped), hostile_errors
 
         # bans persist, new bans are exact

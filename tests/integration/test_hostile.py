@@ -200,6 +200,8 @@ class LegitClient:
         self.dv, self.src = dv, src
         self.ok = 0
         self.failures = []
+        # when each failure happened (time.time()), in the same order
+        self.failure_times = []
         self.lock = threading.Lock()
         self.stop_ev = threading.Event()
         self.pause_ev = threading.Event()
@@ -224,6 +226,7 @@ class LegitClient:
                     self.failures.append("%s (after %.1f s): %r"
                                          % (time.strftime("%H:%M:%S"),
                                             time.time() - t0, e))
+                    self.failure_times.append(time.time())
             time.sleep(0.1)
 
     def start(self):
@@ -247,10 +250,11 @@ class LegitClient:
         with self.lock:
             return self.ok
 
-    def take_failures(self):
+    def take_failures(self, with_times=False):
         with self.lock:
             out, self.failures = self.failures, []
-        return out
+            times, self.failure_times = self.failure_times, []
+        return (out, times) if with_times else out
 
     def wait_progress(self, progress=1, timeout=90.0, stop_on_failure=False):
         """Wait for `progress` more logins from now on: True if so."""
