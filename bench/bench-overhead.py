@@ -17,10 +17,11 @@ STARTTLS on the 587-role port, alternately -- then EHLO, AUTH PLAIN (235),
 QUIT and waits for EOF.  D and E connect to the implicit-TLS port from a
 banned address: D gets the handshake + 421, E is closed without a byte.
 
-The variants run alternately in rounds (A B C D E A B C D E ...); in each
-round one variant's instance gets --per-round connections from --workers
-concurrent client threads, so load on the shared machine hits every
-variant alike.  Per connection: client wall time from connect() to EOF;
+The variants run alternately in rounds; in each round every variant's
+instance in turn gets --per-round connections from --workers concurrent
+client threads, so load on the shared machine hits every variant alike.
+The order of the variants is shuffled in every round (--seed), so that
+no variant always runs right after the same other one.  Per connection: client wall time from connect() to EOF;
 server CPU = the instance cgroup's cpuacct.usage delta over its rounds
 (waiting until the round's processes have exited) / connections: master,
 login, submission, auth, config, log, anvil, stats processes, exited ones
@@ -44,6 +45,7 @@ installed system-wide and the system Dovecot is never touched.
 import argparse
 import importlib.util
 import os
+import random
 import signal
 import socket
 import statistics
@@ -297,6 +299,22 @@ def redis_calls(redis):
     return out
 
 
+def bootstrap_ratio_ci(num, den, rnd, resamples=2000):
+    """95% percentile interval of sum(num)/sum(den) when the rounds are
+    resampled with replacement (num[i], den[i]: CPU per connection of round
+    i of the two variants)."""
+    n = len(num)
+    if n < 2:
+        r = sum(num) / sum(den)
+        return (r, r)
+    ratios = []
+    for _ in range(resamples):
+        idx = [rnd.randrange(n) for _ in range(n)]
+        ratios.append(sum(num[i] for i in idx) / sum(den[i] for i in idx))
+    ratios.sort()
+    return (ratios[int(0.025 * resamples)], ratios[int(0.975 * resamples) - 1])
+
+
 def fmt_ratio(x, y):
     return "%.3f" % (x / y) if y else "-"
 
@@ -371,8 +389,11 @@ def measure(args, service_count, mounts_ready, libs):
                      "-p", str(inst[v].proc.pid)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             time.sleep(1.0)
+        rnd = random.Random(args.seed + service_count)
         for k in range(args.rounds):
-            for v in VARIANTS:
+            order = list(VARIANTS)
+            rnd.shuffle(order)
+            for v in order:
                 s0 = proc_snapshot(cgroups[v])
                 u0 = cgroups[v].usage_ns()
                 w = run_round(inst[v], v, args.per_round, args.workers, ctx,
@@ -402,6 +423,8 @@ def measure(args, service_count, mounts_ready, libs):
         # per-round CPU ratios against A: their spread shows the noise
         rr = {v: sorted(round_cpu[v][i] / round_cpu["A"][i]
                         for i in range(args.rounds)) for v in VARIANTS}
+        ci_b = bootstrap_ratio_ci(round_cpu["B"], round_cpu["A"],
+                                  random.Random(args.seed))
 
         print()
         print("### service_count = %d (%s)" % (
@@ -449,9 +472,11 @@ def measure(args, service_count, mounts_ready, libs):
             if calls1.get(k, 0) - calls0.get(k, 0) > 0 and k != "info") or "none"))
         ok_cpu = cpu["B"] / cpu["A"] <= 1.02
         ok_lat = med["B"] / med["A"] <= 1.05
-        print("targets with shm state (B vs A): CPU ratio %.3f (<= 1.02: %s), "
+        print("targets with shm state (B vs A): CPU ratio %.3f (<= 1.02: %s; "
+              "95%% bootstrap interval over rounds %.3f-%.3f), "
               "median latency ratio %.3f (<= 1.05: %s)"
               % (cpu["B"] / cpu["A"], "met" if ok_cpu else "MISSED",
+                 ci_b[0], ci_b[1],
                  med["B"] / med["A"], "met" if ok_lat else "MISSED"))
         for v in VARIANTS:
             bad = [l for l in inst[v].log_text().splitlines()
@@ -460,7 +485,7 @@ def measure(args, service_count, mounts_ready, libs):
                 print("note: %d error lines in %s's log, e.g. %s"
                       % (len(bad), v, bad[0]))
         sys.stdout.flush()
-        return {"cpu": cpu, "med": med, "p99": p99, "n": n["A"],
+        return {"cpu": cpu, "med": med, "p99": p99, "n": n["A"], "ci_b": ci_b,
                 "redis": redis_ms / n["C"], "load": (load0, load1)}
     finally:
         for v in list(inst):
@@ -558,7 +583,7 @@ def main():
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=10,
-                    help="rounds of A B C D E (default 10)")
+                    help="rounds; each runs every variant once, in shuffled order (default 10)")
     ap.add_argument("--per-round", type=int, default=30,
                     help="connections per variant per round (default 30)")
     ap.add_argument("--workers", type=int, default=3,
@@ -569,6 +594,9 @@ def main():
                     help="instance k listens on base+100*k+5 (implicit TLS) "
                          "and +7 (STARTTLS); service_count=0 on base+50+...; "
                          "Redis on base+6000/6050 (default 21000)")
+    ap.add_argument("--seed", type=int, default=1,
+                    help="seed of the shuffled variant order and of the "
+                         "bootstrap (default 1)")
     ap.add_argument("--no-service-count-0", action="store_true",
                     help="only the service_count = 1 table")
     ap.add_argument("--builddir", default=os.environ.get("PORTGUARD_BUILDDIR", REPO),
