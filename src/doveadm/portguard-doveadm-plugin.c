@@ -48,7 +48,7 @@ struct portguard_doveadm {
 	struct portguard_state *state;
 };
 
-/* Dovecot's state_dir and base_dir */
+/* Dovecot's base_dir */
 static const struct master_service_settings *portguard_doveadm_mset(void)
 {
 #if PORTGUARD_DOVEADM_24
@@ -107,9 +107,8 @@ static int portguard_doveadm_open(struct doveadm_cmd_context *cctx,
 		portguard_doveadm_close(ctx);
 		return -1;
 	}
-	if (portguard_state_open(ctx->set, &ctx->rl, mset->state_dir,
-				 mset->base_dir, &ctx->state, &warning,
-				 &error) < 0) {
+	if (portguard_state_open(ctx->set, &ctx->rl, mset->base_dir,
+				 &ctx->state, &warning, &error) < 0) {
 		i_error("portguard: %s", error);
 		doveadm_exit_code = EX_TEMPFAIL;
 		portguard_doveadm_close(ctx);

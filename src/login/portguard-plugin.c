@@ -168,8 +168,7 @@ static void portguard_rl_init(const struct portguard_settings *set)
 	if (portguard_runtime.rl.mode == PORTGUARD_RL_OFF)
 		return;
 	portguard_log_throttle_prepare(PORTGUARD_THROTTLE_STATE_ERROR);
-	if (portguard_state_open(set, &portguard_runtime.rl, mset->state_dir,
-				 mset->base_dir,
+	if (portguard_state_open(set, &portguard_runtime.rl, mset->base_dir,
 				 &portguard_runtime.state, &warning,
 				 &error) < 0) {
 		/* never take the login service down with us: run without

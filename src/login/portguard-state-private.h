@@ -49,7 +49,7 @@ struct portguard_state {
 
 int portguard_state_shm_open(const struct portguard_settings *set,
 			     const struct portguard_rl_settings *rl,
-			     const char *state_dir,
+			     const char *base_dir,
 			     struct portguard_state **state_r,
 			     const char **warning_r, const char **error_r);
 int portguard_state_dict_open(const struct portguard_settings *set,

@@ -1,5 +1,6 @@
 /* The "shm" state backend: the shared table of src/core/portguard-shm.c,
-   a file in state_dir mapped by every login process on this host. */
+   a file (default <base_dir>/portguard.state) mapped by every login process
+   on this host. */
 
 #include "lib.h"
 #include "portguard-settings.h"
@@ -17,7 +18,7 @@ static const struct portguard_state_vfuncs portguard_state_shm_vfuncs;
 
 int portguard_state_shm_open(const struct portguard_settings *set,
 			     const struct portguard_rl_settings *rl,
-			     const char *state_dir,
+			     const char *base_dir,
 			     struct portguard_state **state_r,
 			     const char **warning_r, const char **error_r)
 {
@@ -27,7 +28,7 @@ int portguard_state_shm_open(const struct portguard_settings *set,
 	*warning_r = NULL;
 	path = set->portguard_state_path[0] != '\0' ?
 		set->portguard_state_path :
-		t_strdup_printf("%s/portguard.state", state_dir);
+		t_strdup_printf("%s/portguard.state", base_dir);
 
 	state = i_new(struct portguard_state_shm, 1);
 	state->state.v = &portguard_state_shm_vfuncs;

@@ -55,13 +55,13 @@ int portguard_rl_settings_parse(const struct portguard_settings *set,
 
 int portguard_state_open(const struct portguard_settings *set,
 			 const struct portguard_rl_settings *rl,
-			 const char *state_dir, const char *base_dir,
+			 const char *base_dir,
 			 struct portguard_state **state_r,
 			 const char **warning_r, const char **error_r)
 {
 	*warning_r = NULL;
 	if (strcmp(set->portguard_state, "shm") == 0) {
-		return portguard_state_shm_open(set, rl, state_dir, state_r,
+		return portguard_state_shm_open(set, rl, base_dir, state_r,
 						warning_r, error_r);
 	}
 	return portguard_state_dict_open(set, rl, base_dir, state_r, error_r);

@@ -2,7 +2,7 @@
 #define PORTGUARD_STATE_H
 
 /* Where failure counts and bans live, for all login processes at once:
-   "shm" (a shared table file in state_dir, the default) or "dict:<uri>"
+   "shm" (a shared table file in base_dir, the default) or "dict:<uri>"
    (Dovecot's dict layer, e.g. Redis, for clusters). Opened once per
    process in plugin init (as root, before chroot). */
 
@@ -62,13 +62,15 @@ int portguard_rl_settings_parse(const struct portguard_settings *set,
 				struct portguard_rl_settings *rl_r,
 				const char **error_r);
 
-/* Open the backend named by set->portguard_state. state_dir is Dovecot's
-   state_dir (default place of the shm file), base_dir its base_dir
-   (relative dict proxy sockets). *warning_r is set if something worth
-   logging happened (a corrupt table rebuilt). */
+/* Open the backend named by set->portguard_state. base_dir is Dovecot's
+   base_dir: the default place of the shm file (a tmpfs such as
+   /run/dovecot: no disk writeback of the mapped pages, and the cheapest
+   page faults for the login processes; it survives Dovecot restarts but not
+   reboots) and of relative dict proxy sockets. *warning_r is set if
+   something worth logging happened (a corrupt table rebuilt). */
 int portguard_state_open(const struct portguard_settings *set,
 			 const struct portguard_rl_settings *rl,
-			 const char *state_dir, const char *base_dir,
+			 const char *base_dir,
 			 struct portguard_state **state_r,
 			 const char **warning_r, const char **error_r);
 void portguard_state_close(struct portguard_state **state);

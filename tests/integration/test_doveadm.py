@@ -3,7 +3,7 @@
 run.sh bind-mounts a copy of Dovecot's doveadm module dir with the build's
 lib10_doveadm_portguard_plugin.so, so `doveadm -c <conf> portguard ...`
 works on the test instances.  The `adm` fixture runs every test twice: on a
-shm instance (the table file state_dir/portguard.state, test_redis's
+shm instance (the table file base_dir/portguard.state, test_redis's
 instance j=5) and on a Redis one (j=6, Redis k=4, see pgredis.redis_port,
 with a key prefix: prefix=pgadm/).  Sources
 are 127.0.2.x.

@@ -297,7 +297,7 @@ def restart_after(dv, action):
 
 
 def state_path(dv):
-    return os.path.join(dv.dir, "state", "portguard.state")
+    return os.path.join(dv.dir, "run", "portguard.state")
 
 
 def corrupt(path, how):

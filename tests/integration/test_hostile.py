@@ -159,7 +159,7 @@ def table_entries(dv):
 
 
 def table_file(dv):
-    st = os.stat(os.path.join(dv.dir, "state", "portguard.state"))
+    st = os.stat(os.path.join(dv.dir, "run", "portguard.state"))
     return st.st_size, st.st_blocks
 
 

@@ -213,7 +213,7 @@ def test_known_users_not_listed(known):
         key = row.split("\t")[0]
         ipaddress.ip_network(key, strict=False)   # raises if not an address
     # the shm file holds no user name
-    with open(os.path.join(dv.dir, "state", "portguard.state"), "rb") as f:
+    with open(os.path.join(dv.dir, "run", "portguard.state"), "rb") as f:
         assert USER.encode() not in f.read()
 
 

@@ -522,7 +522,7 @@ def test_success_clears_count(rl):
 
 
 # --------------------------------------------------------------------------
-# 7. bans survive a Dovecot restart (the table file is in state_dir)
+# 7. bans survive a Dovecot restart (the table file is in base_dir)
 
 
 def test_ban_survives_restart():
@@ -535,8 +535,8 @@ def test_ban_survives_restart():
             fail(c)
         fail_reaching_limit(c)
         assert wait_lines(dv, ban_line_re(src))
-        state = os.path.join(dv.dir, "state", "portguard.state")
-        assert os.path.isfile(state), os.listdir(os.path.join(dv.dir, "state"))
+        state = os.path.join(dv.dir, "run", "portguard.state")
+        assert os.path.isfile(state), os.listdir(os.path.join(dv.dir, "run"))
 
         old_pid = dv.proc.pid
         t0 = time.time()

@@ -128,7 +128,8 @@ modules=(
 	/usr/lib/dovecot/modules/settings/libportguard_settings.so
 	/usr/lib/dovecot/modules/doveadm/lib10_doveadm_portguard_plugin.so
 )
-state_files=(/var/lib/dovecot/portguard.state)
+# the default place (base_dir) and the one before 0.3.0 (state_dir)
+state_files=(/run/dovecot/portguard.state /var/lib/dovecot/portguard.state)
 
 dovecot_major=$(dovecot --version | sed -n 's/^\([0-9]*\.[0-9]*\).*/\1/p')
 echo "smoke.sh: Debian $codename ($(cat /etc/debian_version)), Dovecot $(dovecot --version)"
