@@ -7,12 +7,14 @@ a cpuacct cgroup of its own, with the same configuration except the plugin
 lines:
 
   A  no plugin
+  N  an empty login plugin (init does nothing): what Dovecot spends on
+     loading any login plugin into each login process
   B  plugin, default settings: shm state
   C  plugin, portguard_state = dict:redis:... on a private redis-server
   D  plugin, shm state, client banned, portguard_ban_action = reply
   E  plugin, shm state, client banned, portguard_ban_action = drop
 
-A, B, C: every connection does TLS -- implicit TLS on the 465-role port or
+A, N, B, C: every connection does TLS -- implicit TLS on the 465-role port or
 STARTTLS on the 587-role port, alternately -- then EHLO, AUTH PLAIN (235),
 QUIT and waits for EOF.  D and E connect to the implicit-TLS port from a
 banned address: D gets the handshake + 421, E is closed without a byte.
@@ -46,11 +48,13 @@ import argparse
 import importlib.util
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -74,9 +78,10 @@ TIMEOUT = 30
 BANNED_SRC = "127.0.0.50"
 BANNED_421 = br.BANNED_421
 
-VARIANTS = ("A", "B", "C", "D", "E")
+VARIANTS = ("A", "N", "B", "C", "D", "E")
 DESCR = {
     "A": "no plugin: TLS + AUTH + QUIT",
+    "N": "empty login plugin: TLS + AUTH + QUIT",
     "B": "plugin, shm state: TLS + AUTH + QUIT",
     "C": "plugin, Redis state: TLS + AUTH + QUIT",
     "D": "plugin, banned, ban_action = reply",
@@ -156,15 +161,35 @@ class Instance(br.BenchDovecot):
     """bench-refused's cgroup-started instance with this benchmark's
     configuration."""
 
-    def __init__(self, cgroup, service_count, plugin_extra=None, **kw):
+    def __init__(self, cgroup, service_count, plugin_extra=None,
+                 plugin_dir=None, **kw):
         super().__init__(cgroup, imap=False, **kw)
         self.service_count = service_count
         self.plugin_extra = plugin_extra      # None: no plugin
+        self.plugin_dir = plugin_dir or pgdovecot.plugin_dir()
+
+    def write_config(self):
+        """As the harness does, but base_dir (run/) is a tmpfs of its own,
+        as /run/dovecot is on Debian: it holds the shm state table by
+        default, and a table on a disk file system costs every login
+        process more page-fault time (bench/README.md)."""
+        super().write_config()
+        run = os.path.join(self.dir, "run")
+        if not os.path.ismount(run):
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755,size=64m",
+                            "portguard-bench", run], check=True)
+
+    def cleanup(self):
+        super().stop()
+        run = os.path.join(self.dir, "run")
+        if os.path.ismount(run):
+            subprocess.run(["umount", run], check=False)
+        super().cleanup()
 
     def config_text(self, extra=None, plugin_conf=None):
         plugin = ""
         if self.plugin:
-            plugin = PLUGIN.format(plugin_dir=pgdovecot.plugin_dir(),
+            plugin = PLUGIN.format(plugin_dir=self.plugin_dir,
                                    ports=self.ports,
                                    extra=self.plugin_extra or "")
         return CONF.format(d=self.dir, name=self.name, listen=LISTEN,
@@ -322,6 +347,37 @@ def fmt_ratio(x, y):
 # --------------------------------------------------------------------------
 
 
+EMPTY_PLUGIN_C = """\
+/* bench-overhead.py, variant N: a login plugin that does nothing. What it
+   costs is what Dovecot spends on loading any login plugin into a login
+   process (module_dir_load(), dlopen(), dlclose()). */
+const char *portguard_plugin_version = DOVECOT_ABI_VERSION;
+void portguard_plugin_init(void *module);
+void portguard_plugin_deinit(void);
+void portguard_plugin_init(void *module) { (void)module; }
+void portguard_plugin_deinit(void) { }
+"""
+
+
+def build_empty_plugin(directory):
+    """lib20_portguard_plugin.so with the empty plugin above, for the
+    installed Dovecot's ABI, in directory."""
+    inc = subprocess.run(["pkg-config", "--variable=includedir", "dovecot"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         text=True).stdout.strip() or "/usr/include/dovecot"
+    config_h = os.path.join(inc, "config.h")
+    if not os.path.exists(config_h):
+        config_h = "/usr/include/dovecot/config.h"
+    src = os.path.join(directory, "empty-plugin.c")
+    with open(src, "w") as f:
+        f.write(EMPTY_PLUGIN_C)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-include", config_h,
+                    "-o", os.path.join(directory, "lib20_portguard_plugin.so"),
+                    src], check=True)
+    os.unlink(src)
+    os.chmod(directory, 0o755)
+
+
 def measure(args, service_count, mounts_ready, libs):
     """One table: start the five instances with service_count, run the
     rounds, print, stop."""
@@ -331,12 +387,15 @@ def measure(args, service_count, mounts_ready, libs):
     os.mkdir(cg_parent)
     cgroups, inst = {}, {}
     redis = None
+    empty_dir = tempfile.mkdtemp(prefix="portguard-bench-empty.")
     try:
+        build_empty_plugin(empty_dir)
         redis = pgredis.RedisServer(base + 6000, name="bench-redis")
         redis.start()
         redis_uri = "dict:redis:host=127.0.0.1:port=%d:prefix=bench/" % redis.port
         spec = {
             "A": (None, 0),
+            "N": ("", 500),
             "B": ("", 100),
             "C": ("portguard_state = %s\n" % redis_uri, 200),
             "D": ("portguard_ban_action = reply\n", 300),
@@ -346,6 +405,7 @@ def measure(args, service_count, mounts_ready, libs):
             extra, off = spec[v]
             cgroups[v] = br.Cgroup(os.path.join(cg_parent, v))
             inst[v] = Instance(cgroups[v], service_count, plugin_extra=extra,
+                               plugin_dir=empty_dir if v == "N" else None,
                                name="bench-ovh-%s" % v, plugin=extra is not None,
                                ports={"implicit": base + off + 5,
                                       "starttls": base + off + 7},
@@ -423,8 +483,10 @@ def measure(args, service_count, mounts_ready, libs):
         # per-round CPU ratios against A: their spread shows the noise
         rr = {v: sorted(round_cpu[v][i] / round_cpu["A"][i]
                         for i in range(args.rounds)) for v in VARIANTS}
-        ci_b = bootstrap_ratio_ci(round_cpu["B"], round_cpu["A"],
-                                  random.Random(args.seed))
+        ci = {(v, w): bootstrap_ratio_ci(round_cpu[v], round_cpu[w],
+                                         random.Random(args.seed))
+              for v, w in (("B", "A"), ("N", "A"), ("B", "N"))}
+        ci_b = ci[("B", "A")]
 
         print()
         print("### service_count = %d (%s)" % (
@@ -470,6 +532,11 @@ def measure(args, service_count, mounts_ready, libs):
             "%s %.2f" % (k, (calls1.get(k, 0) - calls0.get(k, 0)) / n["C"])
             for k in sorted(calls1)
             if calls1.get(k, 0) - calls0.get(k, 0) > 0 and k != "info") or "none"))
+        print("CPU ratios with 95%% bootstrap intervals over rounds: "
+              "N/A %.3f (%.3f-%.3f: Dovecot loading an empty login plugin), "
+              "B/N %.3f (%.3f-%.3f: what portguard adds to that)"
+              % (cpu["N"] / cpu["A"], ci[("N", "A")][0], ci[("N", "A")][1],
+                 cpu["B"] / cpu["N"], ci[("B", "N")][0], ci[("B", "N")][1]))
         ok_cpu = cpu["B"] / cpu["A"] <= 1.02
         ok_lat = med["B"] / med["A"] <= 1.05
         print("targets with shm state (B vs A): CPU ratio %.3f (<= 1.02: %s; "
@@ -497,6 +564,7 @@ def measure(args, service_count, mounts_ready, libs):
             redis.cleanup()
         for cg in cgroups.values():
             cg.remove()
+        shutil.rmtree(empty_dir, ignore_errors=True)
         try:
             os.rmdir(cg_parent)
         except OSError as e:
@@ -518,7 +586,9 @@ def print_summary(res):
         sep += " ---: | ---: |"
     print(head)
     print(sep)
-    rows = [("B plugin, shm state", "A no plugin", "B", "A"),
+    rows = [("N empty login plugin (Dovecot's cost of any login plugin)", "A no plugin", "N", "A"),
+            ("B plugin, shm state", "A no plugin", "B", "A"),
+            ("B plugin, shm state (portguard's own cost)", "N empty login plugin", "B", "N"),
             ("C plugin, Redis state (Dovecot only)", "A no plugin", "C", "A"),
             ("D banned, ban_action = reply", "B full login with plugin", "D", "B"),
             ("E banned, ban_action = drop", "B full login with plugin", "E", "B")]
