@@ -86,6 +86,7 @@ DESCR = {
     "C": "plugin, Redis state: TLS + AUTH + QUIT",
     "D": "plugin, banned, ban_action = reply",
     "E": "plugin, banned, ban_action = drop",
+    "F": "plugin, shm state file in state_dir (disk): TLS + AUTH + QUIT",
 }
 
 # One configuration for every instance; {plugin} is empty for A.
@@ -191,7 +192,8 @@ class Instance(br.BenchDovecot):
         if self.plugin:
             plugin = PLUGIN.format(plugin_dir=self.plugin_dir,
                                    ports=self.ports,
-                                   extra=self.plugin_extra or "")
+                                   extra=(self.plugin_extra or "").replace(
+                                       "{d}", self.dir))
         return CONF.format(d=self.dir, name=self.name, listen=LISTEN,
                            sink_host=self.sink.host, sink_port=self.sink.port,
                            service_count=self.service_count,
@@ -400,6 +402,7 @@ def measure(args, service_count, mounts_ready, libs):
             "C": ("portguard_state = %s\n" % redis_uri, 200),
             "D": ("portguard_ban_action = reply\n", 300),
             "E": ("portguard_ban_action = drop\n", 400),
+            "F": ("portguard_state_path = {d}/state/portguard.state\n", 600),
         }
         for v in VARIANTS:
             extra, off = spec[v]
@@ -537,6 +540,12 @@ def measure(args, service_count, mounts_ready, libs):
               "B/N %.3f (%.3f-%.3f: what portguard adds to that)"
               % (cpu["N"] / cpu["A"], ci[("N", "A")][0], ci[("N", "A")][1],
                  cpu["B"] / cpu["N"], ci[("B", "N")][0], ci[("B", "N")][1]))
+        if "F" in VARIANTS:
+            ci_f = bootstrap_ratio_ci(round_cpu["F"], round_cpu["B"],
+                                      random.Random(args.seed))
+            print("CPU ratio F/B %.3f (%.3f-%.3f: the shm table file on "
+                  "disk instead of a tmpfs)" % (cpu["F"] / cpu["B"],
+                                                 ci_f[0], ci_f[1]))
         ok_cpu = cpu["B"] / cpu["A"] <= 1.02
         ok_lat = med["B"] / med["A"] <= 1.05
         print("targets with shm state (B vs A): CPU ratio %.3f (<= 1.02: %s; "
@@ -589,10 +598,13 @@ def print_summary(res):
     rows = [("N empty login plugin (Dovecot's cost of any login plugin)", "A no plugin", "N", "A"),
             ("B plugin, shm state", "A no plugin", "B", "A"),
             ("B plugin, shm state (portguard's own cost)", "N empty login plugin", "B", "N"),
+            ("F plugin, shm state file in state_dir (disk)", "B plugin, shm state in base_dir (tmpfs)", "F", "B"),
             ("C plugin, Redis state (Dovecot only)", "A no plugin", "C", "A"),
             ("D banned, ban_action = reply", "B full login with plugin", "D", "B"),
             ("E banned, ban_action = drop", "B full login with plugin", "E", "B")]
     for what, ref, v, w in rows:
+        if v not in VARIANTS:
+            continue
         line = "| %s | %s |" % (what, ref)
         for sc in scs:
             r = res[sc]
@@ -667,6 +679,10 @@ def main():
     ap.add_argument("--seed", type=int, default=1,
                     help="seed of the shuffled variant order and of the "
                          "bootstrap (default 1)")
+    ap.add_argument("--disk-state", action="store_true",
+                    help="add variant F: as B, but the shm table file in "
+                         "state_dir on the disk file system instead of "
+                         "base_dir (a tmpfs, as /run/dovecot)")
     ap.add_argument("--no-service-count-0", action="store_true",
                     help="only the service_count = 1 table")
     ap.add_argument("--builddir", default=os.environ.get("PORTGUARD_BUILDDIR", REPO),
@@ -680,6 +696,9 @@ def main():
     ap.add_argument("--progress", type=int, default=5,
                     help="progress line every N rounds on stderr (0: none)")
     args = ap.parse_args()
+    if args.disk_state:
+        global VARIANTS
+        VARIANTS = VARIANTS + ("F",)
     if args.rounds < 1 or args.per_round < 1 or args.workers < 1:
         ap.error("--rounds, --per-round and --workers must be >= 1")
     if os.geteuid() != 0:
