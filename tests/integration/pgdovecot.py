@@ -75,6 +75,19 @@ def instance_ports(slot):
     return {role: base + off for role, off in _SLOT_PORTS.items()}
 
 
+def started_instance(name, slot, extra_conf=""):
+    """A started submission-only instance on instance_ports(slot) with
+    extra_conf; stopped and removed again if it does not start."""
+    inst = Dovecot(name=name, ports=instance_ports(slot), imap=False,
+                   extra_conf=extra_conf)
+    try:
+        inst.start()
+    except Exception:
+        inst.cleanup()
+        raise
+    return inst
+
+
 def repo_root():
     return os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 

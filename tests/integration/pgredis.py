@@ -29,6 +29,18 @@ def redis_port(k):
     return pgdovecot.env_int("PORTGUARD_TEST_PORT_BASE", 10000) + 900 + k
 
 
+def started_redis(k, name):
+    """A started private redis-server on redis_port(k); removed again if
+    it does not start."""
+    srv = RedisServer(redis_port(k), name=name)
+    try:
+        srv.start()
+    except Exception:
+        srv.cleanup()
+        raise
+    return srv
+
+
 class RedisServer:
     def __init__(self, port, name="redis"):
         self.port = port

@@ -54,14 +54,8 @@ STATE_ERROR_RE = r"portguard: state_error op=(\w+) fail=open: "
 
 
 def make_instance(name, offset, conf=""):
-    inst = pgdovecot.Dovecot(name=name, ports=pgdovecot.instance_ports(40 + offset // 10),
-                             imap=False, extra_conf=RL_CONF + conf)
-    try:
-        inst.start()
-    except Exception:
-        inst.cleanup()
-        raise
-    return inst
+    """Instance k = offset / 10 of this file (slot 40 + k)."""
+    return pgdovecot.started_instance(name, 40 + offset // 10, RL_CONF + conf)
 
 
 def crash_lines(dv, allow_kill9=False):
@@ -475,8 +469,7 @@ def test_state_file_truncated_service_count_0():
 
 
 def test_redis_frozen_mid_session_and_stopped():
-    redis = pgredis.RedisServer(pgredis.redis_port(REDIS_K), name="redis-faults")
-    redis.start()
+    redis = pgredis.started_redis(REDIS_K, "redis-faults")
     dv = None
     try:
         dv = make_instance("faults-redis", 80,

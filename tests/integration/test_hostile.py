@@ -276,14 +276,8 @@ class LegitClient:
 
 
 def make_instance(name, offset, conf):
-    inst = pgdovecot.Dovecot(name=name, ports=pgdovecot.instance_ports(40 + offset // 10),
-                             imap=False, extra_conf=RL_CONF + conf)
-    try:
-        inst.start()
-    except Exception:
-        inst.cleanup()
-        raise
-    return inst
+    """Instance k = offset / 10 of this file (slot 40 + k)."""
+    return pgdovecot.started_instance(name, 40 + offset // 10, RL_CONF + conf)
 
 
 @pytest.fixture(scope="module")

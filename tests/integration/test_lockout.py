@@ -43,14 +43,8 @@ portguard_known_user_fail_limit = %d
 
 
 def make_instance(name, offset, conf=""):
-    inst = pgdovecot.Dovecot(name=name, ports=pgdovecot.instance_ports(30 + offset // 100),
-                             imap=False, extra_conf=CONF + conf)
-    try:
-        inst.start()
-    except Exception:
-        inst.cleanup()
-        raise
-    return inst
+    """Instance k = offset / 100 of this file (slot 30 + k)."""
+    return pgdovecot.started_instance(name, 30 + offset // 100, CONF + conf)
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +57,7 @@ def known():
 @pytest.fixture(scope="module")
 def known_redis():
     """The same as `known` with the Redis state backend."""
-    srv = pgredis.RedisServer(pgredis.redis_port(7), name="redis-known")
-    try:
-        srv.start()
-    except Exception:
-        srv.cleanup()
-        raise
+    srv = pgredis.started_redis(7, "redis-known")
     try:
         inst = make_instance("known-redis", 200,
                              "log_debug = event=portguard_known_user_failure\n" +

@@ -57,14 +57,7 @@ RL_CONF = ("\nauth_failure_delay = 0\nportguard_known_user_period = 0\n" +
 
 def make_instance(name, offset, conf=""):
     """Instance k = offset / 100 of this file (slot 10 + k)."""
-    inst = pgdovecot.Dovecot(name=name, ports=pgdovecot.instance_ports(10 + offset // 100),
-                             imap=False, extra_conf=RL_CONF + conf)
-    try:
-        inst.start()
-    except Exception:
-        inst.cleanup()
-        raise
-    return inst
+    return pgdovecot.started_instance(name, 10 + offset // 100, RL_CONF + conf)
 
 
 @pytest.fixture(scope="module")

@@ -50,24 +50,10 @@ def redis_conf(redis, extra="", prefix=None):
 
 def make_instance(name, offset, conf=""):
     """Instance j = offset / 100 of this file (slot 20 + j)."""
-    inst = pgdovecot.Dovecot(name=name, ports=pgdovecot.instance_ports(20 + offset // 100),
-                             imap=False, extra_conf=RL_CONF + conf)
-    try:
-        inst.start()
-    except Exception:
-        inst.cleanup()
-        raise
-    return inst
+    return pgdovecot.started_instance(name, 20 + offset // 100, RL_CONF + conf)
 
 
-def start_redis(k, name):
-    srv = pgredis.RedisServer(pgredis.redis_port(k), name=name)
-    try:
-        srv.start()
-    except Exception:
-        srv.cleanup()
-        raise
-    return srv
+start_redis = pgredis.started_redis
 
 
 @pytest.fixture(scope="module")
