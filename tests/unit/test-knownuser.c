@@ -230,6 +230,14 @@ static bool mark_success(struct portguard_rl_entry *entry,
 	return true;
 }
 
+static const char *lock_path_of(const char *path)
+{
+	static char lock[64];
+
+	(void)snprintf(lock, sizeof(lock), "%s.lock", path);
+	return lock;
+}
+
 /* Known-user entries live in the shared table next to address keys and
    survive its repair pass (opening an existing file). */
 static void test_known_in_shm(void **state)
@@ -262,6 +270,8 @@ static void test_known_in_shm(void **state)
 	assert_int_equal(entry.last_ban_start, T0);
 	portguard_shm_close(&shm);
 	unlink(path);
+	/* the file was created: portguard_shm_open() left its lock file */
+	unlink(lock_path_of(path));
 }
 
 int main(void)
