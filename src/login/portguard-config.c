@@ -19,17 +19,7 @@
 #include "portguard-config.h"
 #include "portguard-config-cache.h"
 
-#if PORTGUARD_SETTINGS_24
-#include "settings.h"
-
-/* the settings read at init, kept until deinit */
-static const struct portguard_settings *portguard_config_global_set = NULL;
-
-void portguard_config_deinit(void)
-{
-	settings_free(portguard_config_global_set);
-}
-
+/* The port roles and TLS rules of set, for policy_r. */
 static int
 portguard_config_policy(const struct portguard_settings *set,
 			struct portguard_policy *policy_r,
@@ -46,6 +36,17 @@ portguard_config_policy(const struct portguard_settings *set,
 		return -1;
 	}
 	return 0;
+}
+
+#if PORTGUARD_SETTINGS_24
+#include "settings.h"
+
+/* the settings read at init, kept until deinit */
+static const struct portguard_settings *portguard_config_global_set = NULL;
+
+void portguard_config_deinit(void)
+{
+	settings_free(portguard_config_global_set);
 }
 
 int portguard_config_read(pool_t pool ATTR_UNUSED,
@@ -132,17 +133,7 @@ int portguard_config_read(pool_t pool,
 	if (local_ip == NULL && remote_ip == NULL && local_name == NULL &&
 	    set_r != NULL &&
 	    portguard_config_cache_read(pool, set_r, uses_filters_r) == 0) {
-		set = *set_r;
-		if (portguard_policy_init(policy_r,
-					  set->portguard_implicit_tls_ports,
-					  set->portguard_starttls_ports,
-					  set->portguard_tls_exempt_networks,
-					  set->portguard_min_tls_protocol,
-					  set->portguard_log_tls, &error) < 0) {
-			*error_r = t_strdup(error);
-			return -1;
-		}
-		return 0;
+		return portguard_config_policy(*set_r, policy_r, error_r);
 	}
 
 	i_zero(&input);
@@ -175,14 +166,8 @@ int portguard_config_read(pool_t pool,
 	set = sets[0];
 	*uses_filters_r = output.service_uses_local ||
 		output.service_uses_remote;
-	if (portguard_policy_init(policy_r, set->portguard_implicit_tls_ports,
-				  set->portguard_starttls_ports,
-				  set->portguard_tls_exempt_networks,
-				  set->portguard_min_tls_protocol,
-				  set->portguard_log_tls, &error) < 0) {
-		*error_r = t_strdup(error);
+	if (portguard_config_policy(set, policy_r, error_r) < 0)
 		return -1;
-	}
 	if (set_r != NULL)
 		*set_r = settings_dup(&portguard_setting_parser_info, set, pool);
 	if (local_ip == NULL && remote_ip == NULL && local_name == NULL)

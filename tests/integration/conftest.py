@@ -77,11 +77,7 @@ def dv():
 
     login_trusted_networks holds 127.0.0.7 so that the tests can show that a
     trusted client is not exempt from portguard's TLS rules."""
-    inst = pgdovecot.Dovecot(name="main", trusted="127.0.0.7/32")
-    try:
-        inst.start()
-    except Exception:
-        inst.cleanup()
-        raise
+    inst = pgdovecot.started_instance("main", 0, imap=True,
+                                      trusted="127.0.0.7/32")
     yield inst
     inst.cleanup()

@@ -29,13 +29,7 @@ pytestmark = pytest.mark.dovecot23_only(
 
 @pytest.fixture(scope="module")
 def dvc():
-    inst = pgdovecot.Dovecot(name="cfgcache", ports=pgdovecot.instance_ports(50),
-                             min_tls="TLSv1.2", imap=False)
-    try:
-        inst.start()
-    except Exception:
-        inst.cleanup()
-        raise
+    inst = pgdovecot.started_instance("cfgcache", 50, min_tls="TLSv1.2")
     yield inst
     inst.cleanup()
 

@@ -16,14 +16,8 @@ EXEMPT = "127.0.0.2"
 
 @pytest.fixture(scope="module")
 def dvx():
-    inst = pgdovecot.Dovecot(name="exempt", ports=pgdovecot.instance_ports(1),
-                             exempt="%s/32" % EXEMPT, min_tls="TLSv1.3",
-                             log_tls="no", imap=False)
-    try:
-        inst.start()
-    except Exception:
-        inst.cleanup()
-        raise
+    inst = pgdovecot.started_instance("exempt", 1, exempt="%s/32" % EXEMPT,
+                                      min_tls="TLSv1.3", log_tls="no")
     yield inst
     inst.cleanup()
 

@@ -13,13 +13,7 @@ from pgdovecot import CLIENT_ADDR, LISTEN, PASSWORD, USER, tls_context
 
 @pytest.fixture(scope="module")
 def stock():
-    inst = pgdovecot.Dovecot(name="stock", plugin=False, imap=False,
-                             ports=pgdovecot.instance_ports(2))
-    try:
-        inst.start()
-    except Exception:
-        inst.cleanup()
-        raise
+    inst = pgdovecot.started_instance("stock", 2, plugin=False)
     yield inst
     inst.cleanup()
 

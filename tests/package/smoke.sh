@@ -422,22 +422,6 @@ userdb {
   driver = static
   args = uid=nobody gid=nogroup home=$work/home/%u
 }
-submission_relay_host = 127.0.0.1
-submission_relay_port = $port_sink
-submission_relay_trusted = no
-submission_relay_ssl = no
-service submission-login {
-  inet_listener submission {
-    port = $port_starttls
-  }
-  inet_listener submissions {
-    port = $port_implicit
-    ssl = yes
-  }
-  inet_listener submissions_plain {
-    port = $port_implicit_plain
-  }
-}
 EOF
 else
 	cat >"$conf_smoke" <<EOF
@@ -462,6 +446,9 @@ userdb smoke {
     home = $work/home/%{user}
   }
 }
+EOF
+fi
+cat >>"$conf_smoke" <<EOF
 submission_relay_host = 127.0.0.1
 submission_relay_port = $port_sink
 submission_relay_trusted = no
@@ -479,7 +466,6 @@ service submission-login {
   }
 }
 EOF
-fi
 # Only in the test: the ports of the guarded listeners (the defaults are
 # 465/587); kept in a separate block so that the after-purge start can drop it.
 cat >>"$conf_smoke" <<EOF
